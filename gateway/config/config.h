@@ -1,0 +1,158 @@
+#pragma once
+// The gateway's configuration (design.md §6). Every key an operator can write is a field here with
+// its default; loadConfig() validates a TOML file into it and names file:line and the key on error.
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mailgate {
+
+using Duration = std::chrono::milliseconds;
+
+struct HostPort {
+  std::string host;  // "127.0.0.1", "::1", "0.0.0.0", "::" or a name (downstream only)
+  uint16_t port = 0;
+  std::string text() const;  // "127.0.0.1:25", "[::1]:25"
+};
+
+// One problem found in a config file. `line` is 0 when the problem has no place in the file.
+struct ConfigError {
+  std::string file;
+  unsigned line = 0;
+  std::string key;  // dotted path: "server.max_recipients", "stage[2].max_bytes"
+  std::string message;
+  std::string text() const;  // "mailgate.toml:12: server.max_recipients: must be at least 1"
+};
+
+// Typed, checked access to one TOML table (a [[stage]] table is handed to its stage's factory as
+// one of these). Every getter records the key as known; finish() reports the keys nobody asked
+// for, so a typo is an error, not a silently ignored setting. Errors accumulate; check ok().
+class Settings {
+ public:
+  ~Settings();
+  Settings(Settings&&) noexcept;
+  Settings& operator=(Settings&&) noexcept;
+
+  std::optional<std::string> string(std::string_view key);
+  std::optional<bool> boolean(std::string_view key);
+  std::optional<int64_t> integer(std::string_view key, int64_t min, int64_t max);
+  std::optional<double> number(std::string_view key);  // integer or float
+  std::optional<uint64_t> size(std::string_view key);  // 1048576 or "1MiB", "25MB", "512KiB", "1GiB"
+  std::optional<Duration> duration(std::string_view key);  // 30 (seconds) or "30s", "5m", "1h", "250ms"
+  std::optional<std::vector<std::string>> strings(std::string_view key);  // array of strings
+  std::optional<HostPort> hostPort(std::string_view key, uint16_t default_port);
+  std::optional<std::vector<HostPort>> hostPorts(std::string_view key, uint16_t default_port);
+
+  // Reports a problem with `key`'s value (the getter already reports type errors).
+  void fail(std::string_view key, std::string message);
+  // Reports unknown keys; returns all errors found so far.
+  std::vector<ConfigError> finish();
+  bool ok() const;
+  std::string path() const;  // "stage[2]" or "server", for messages
+
+ private:
+  friend class ConfigLoader;
+  struct Impl;
+  explicit Settings(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+enum class StageMode { Enforce, Shadow };
+
+// One [[stage]] table as written: type and mode are read by the loader, the rest by the stage.
+struct StageSpec {
+  std::string type;
+  StageMode mode = StageMode::Enforce;
+  unsigned index = 0;  // position among the [[stage]] tables, from 0
+  std::shared_ptr<Settings> settings;
+};
+
+struct ServerConfig {
+  std::vector<HostPort> listen{{"127.0.0.1", 2525}};
+  std::string hostname = "localhost";
+  std::vector<std::string> domains{"localhost", "localhost.localdomain"};
+  uint32_t max_recipients = 100;
+  uint32_t max_connections = 10000;
+  uint32_t max_connections_per_client = 50;
+  Duration idle_timeout = std::chrono::minutes(5);
+  Duration command_timeout = std::chrono::minutes(5);
+  Duration shutdown_timeout = std::chrono::seconds(30);
+  unsigned workers = 0;  // 0: one per core
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_sources{"127.0.0.0/8", "::1/128"};
+};
+
+struct DownstreamConfig {
+  std::optional<HostPort> address;  // absent: deliver into the embedded Maildir
+  Duration timeout = std::chrono::seconds(60);
+  Duration connect_timeout = std::chrono::seconds(10);
+  std::string helo;  // empty: server.hostname
+};
+
+struct MaildirConfig {
+  std::string path = "var/maildir";
+};
+
+struct SpoolConfig {
+  std::string path = "/tmp";
+  uint64_t memory_limit = 1024 * 1024;
+};
+
+struct DnsConfig {
+  std::vector<HostPort> servers;  // empty: /etc/resolv.conf
+  Duration timeout = std::chrono::seconds(5);
+  unsigned retries = 2;
+};
+
+struct LogConfig {
+  std::string path = "-";  // "-": standard output
+};
+
+struct TlsConfig {
+  std::string certificate;
+  std::string key;
+};
+
+struct MetricsConfig {
+  HostPort listen;
+};
+
+struct Config {
+  std::string source;  // file it came from, or "<embedded default>"
+  ServerConfig server;
+  DownstreamConfig downstream;
+  MaildirConfig maildir;
+  SpoolConfig spool;
+  DnsConfig dns;
+  LogConfig log;
+  std::optional<TlsConfig> tls;
+  std::optional<MetricsConfig> metrics;
+  std::vector<StageSpec> stages;
+};
+
+// Reads and validates `path`. Stage tables are checked for `type` and `mode` only; their other keys
+// are checked when the pipeline is built from them (buildPipeline), which reports through the
+// same ConfigError type.
+std::expected<Config, std::vector<ConfigError>> loadConfig(const std::string& path);
+// Same, from TOML text (for tests and the embedded default); `source` names it in errors.
+std::expected<Config, std::vector<ConfigError>> parseConfig(std::string_view toml_text,
+                                                            const std::string& source);
+// The configuration used when no file is given: listen on 127.0.0.1:2525, deliver into
+// ./var/maildir, one size_limit stage of 25 MiB.
+Config embeddedDefaultConfig();
+std::string_view embeddedDefaultConfigText();
+
+// Value parsers shared with the command line. Sizes: bytes or "<n><unit>" with B, KB, MB, GB
+// (powers of 1000), KiB, MiB, GiB (powers of 1024), case-insensitive. Durations: seconds or
+// "<n><unit>" with ms, s, m, h, d.
+std::expected<uint64_t, std::string> parseSize(std::string_view text);
+std::expected<Duration, std::string> parseDuration(std::string_view text);
+std::expected<HostPort, std::string> parseHostPort(std::string_view text, uint16_t default_port);
+
+}  // namespace mailgate
