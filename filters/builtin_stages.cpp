@@ -1,0 +1,62 @@
+#include "filters/builtin_stages.h"
+
+#include <functional>
+
+#include "filters/size_limit.h"
+
+namespace mailgate {
+namespace {
+
+// A factory reads its own keys from the stage's table and reports problems there; it returns
+// nullptr when it could not build the stage.
+using StageFactory = std::unique_ptr<Stage> (*)(Settings&, const Config&);
+
+struct Registration {
+  std::string_view type;
+  StageFactory factory;
+};
+
+constexpr Registration registry[] = {
+    {"size_limit", &SizeLimitStage::fromSettings},
+};
+
+// A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).
+constexpr Duration default_stage_timeout = std::chrono::seconds(30);
+
+}  // namespace
+
+std::vector<std::string_view> builtinStageTypes() {
+  std::vector<std::string_view> types;
+  for (const auto& entry : registry) types.push_back(entry.type);
+  return types;
+}
+
+std::expected<std::shared_ptr<const Pipeline>, std::vector<ConfigError>> buildPipeline(const Config& config) {
+  std::vector<ConfigError> errors;
+  std::vector<PipelineStage> stages;
+  for (const StageSpec& spec : config.stages) {
+    Settings& settings = *spec.settings;
+    const Registration* found = nullptr;
+    for (const auto& entry : registry)
+      if (entry.type == spec.type) found = &entry;
+    if (found == nullptr) {
+      std::string known;
+      for (const auto& entry : registry) known += (known.empty() ? "" : ", ") + std::string(entry.type);
+      settings.fail("type", "unknown stage type \"" + spec.type + "\" (known: " + known + ")");
+      for (auto& error : settings.finish()) errors.push_back(std::move(error));
+      continue;
+    }
+    Duration timeout = settings.duration("timeout").value_or(default_stage_timeout);
+    std::unique_ptr<Stage> stage = found->factory(settings, config);
+    auto stage_errors = settings.finish();
+    if (!stage_errors.empty() || !stage) {
+      for (auto& error : stage_errors) errors.push_back(std::move(error));
+      continue;
+    }
+    stages.push_back(PipelineStage{std::move(stage), spec.mode, timeout});
+  }
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  return Pipeline::make(std::move(stages));
+}
+
+}  // namespace mailgate

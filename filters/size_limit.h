@@ -1,0 +1,29 @@
+#pragma once
+// size_limit: refuses messages over max_bytes with 552 5.3.4 (RFC 1870 §6.1, RFC 3463 5.3.4) —
+// at MAIL when the client declares SIZE=, else at the end of DATA. The limit is also advertised
+// in EHLO and enforced while DATA arrives, so an oversized message is read and dropped, never
+// held whole.
+
+#include <cstdint>
+#include <memory>
+
+#include "gateway/config/config.h"
+#include "gateway/pipeline/stage.h"
+
+namespace mailgate {
+
+class SizeLimitStage final : public Stage {
+ public:
+  static std::unique_ptr<Stage> fromSettings(Settings& settings, const Config& config);
+  explicit SizeLimitStage(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+
+  std::string_view name() const override { return "size_limit"; }
+  PhaseMask phases() const override { return phaseBit(Phase::MailFrom) | phaseBit(Phase::EndOfData); }
+  Step check(const StageInput& input) const override;
+  std::optional<uint64_t> maxMessageBytes() const override { return max_bytes_; }
+
+ private:
+  uint64_t max_bytes_;
+};
+
+}  // namespace mailgate

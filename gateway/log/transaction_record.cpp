@@ -1,0 +1,76 @@
+#include "gateway/log/transaction_record.h"
+
+#include "gateway/log/decision_log.h"
+
+namespace mailgate {
+namespace {
+
+nlohmann::json base(const SessionFacts& session, std::string_view type) {
+  return {{"time", DecisionLog::timestamp()},
+          {"type", type},
+          {"session", session.session},
+          {"client", {{"ip", session.client_ip}, {"port", session.client_port}}},
+          {"helo", session.helo},
+          {"tls", false}};
+}
+
+double milliseconds(std::chrono::microseconds duration) { return static_cast<double>(duration.count()) / 1000.0; }
+
+}  // namespace
+
+std::string actionOf(const Reply& reply, bool tagged) {
+  if (reply.positive()) return tagged ? "tag" : "accept";
+  return reply.transient() ? "tempfail" : "reject";
+}
+
+nlohmann::json transactionRecord(const SessionFacts& session, const Transaction& transaction,
+                                 std::string_view action, const std::string& reply) {
+  nlohmann::json record = base(session, "transaction");
+  record["transaction"] = transaction.id;
+  record["started"] = transaction.started_at;
+  record["sender"] = transaction.sender.address();
+  nlohmann::json recipients = nlohmann::json::array();
+  for (const auto& recipient : transaction.recipients)
+    recipients.push_back({{"address", recipient.address}, {"reply", recipient.reply}});
+  record["recipients"] = std::move(recipients);
+  record["size"] = transaction.size;
+  if (transaction.declared_size) record["declared_size"] = *transaction.declared_size;
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& outcome : transaction.outcomes) {
+    nlohmann::json stage = {{"stage", outcome.stage},
+                            {"phase", phaseName(outcome.phase)},
+                            {"verdict", kindName(outcome.kind)},
+                            {"reason", outcome.reason},
+                            {"ms", milliseconds(outcome.duration)}};
+    if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
+    if (outcome.shadow) stage["shadow"] = true;
+    if (outcome.kind == Verdict::Kind::Tag) stage["score"] = outcome.score;
+    stages.push_back(std::move(stage));
+  }
+  record["stages"] = std::move(stages);
+  if (transaction.tagged) record["score"] = transaction.score;
+  record["action"] = action;
+  record["reply"] = reply;
+  record["downstream_reply"] = transaction.downstream_reply;
+  auto total = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - transaction.started);
+  record["durations"] = {{"total_ms", milliseconds(total)}, {"downstream_ms", milliseconds(transaction.downstream_time)}};
+  return record;
+}
+
+nlohmann::json commandRecord(const SessionFacts& session, std::string_view command, const Reply& reply) {
+  nlohmann::json record = base(session, "command");
+  record["command"] = command;
+  record["action"] = actionOf(reply, false);
+  record["reply"] = reply.summary();
+  return record;
+}
+
+nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply, std::string_view reason) {
+  nlohmann::json record = base(session, "connection");
+  record["action"] = actionOf(reply, false);
+  record["reply"] = reply.summary();
+  record["reason"] = reason;
+  return record;
+}
+
+}  // namespace mailgate

@@ -1,0 +1,60 @@
+#pragma once
+// What one transaction leaves in the decision log, gathered while it runs.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/pipeline/pipeline.h"
+#include "gateway/smtp/address.h"
+#include "gateway/spool/spool.h"
+
+namespace mailgate {
+
+struct RecipientOutcome {
+  std::string address;
+  std::string reply;  // "250 2.1.5 Ok", "554 5.7.1 Relay access denied"
+};
+
+struct Transaction {
+  std::string id;
+  std::string started_at;  // DecisionLog::timestamp()
+  std::chrono::steady_clock::time_point started;
+  Path sender;
+  std::optional<uint64_t> declared_size;
+  BodyType body = BodyType::Unspecified;
+  std::vector<Path> accepted;  // recipients the client heard 2xx for
+  std::vector<RecipientOutcome> recipients;
+  std::shared_ptr<Spool> spool;
+  std::optional<std::string> spool_error;
+  uint64_t size = 0;
+  bool data_received = false;
+  std::vector<HeaderField> headers;  // from Tag verdicts, prepended at delivery
+  double score = 0;
+  bool tagged = false;
+  std::vector<StageOutcome> outcomes;
+  std::string downstream_reply;
+  std::chrono::microseconds downstream_time{0};
+};
+
+struct SessionFacts {
+  std::string session;
+  std::string client_ip;
+  uint16_t client_port = 0;
+  std::string helo;
+};
+
+// The action a reply stands for: 2xx accept (or tag when a stage tagged), 4xx tempfail, 5xx reject.
+std::string actionOf(const Reply& reply, bool tagged);
+
+nlohmann::json transactionRecord(const SessionFacts& session, const Transaction& transaction,
+                                 std::string_view action, const std::string& reply);
+nlohmann::json commandRecord(const SessionFacts& session, std::string_view command, const Reply& reply);
+nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply, std::string_view reason);
+
+}  // namespace mailgate

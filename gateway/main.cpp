@@ -1,0 +1,77 @@
+// mailgate: an inbound mail-filtering SMTP gateway. See README.md.
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "filters/builtin_stages.h"
+#include "gateway/config/config.h"
+#include "gateway/server.h"
+
+namespace {
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: mailgate [--config FILE]        run the gateway (no FILE: the embedded default)\n"
+               "       mailgate --check-config FILE    validate FILE and exit (0: valid, 1: not)\n"
+               "       mailgate --print-default-config print the embedded default configuration\n"
+               "       mailgate --version | --help\n");
+}
+
+int checkConfig(const std::string& path) {
+  auto config = mailgate::loadConfig(path);
+  if (!config) {
+    for (const auto& error : config.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
+    return 1;
+  }
+  auto pipeline = mailgate::buildPipeline(*config);
+  if (!pipeline) {
+    for (const auto& error : pipeline.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
+    return 1;
+  }
+  std::printf("%s: configuration is valid (%zu stages)\n", path.c_str(), (*pipeline)->stages().size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::optional<std::string> config_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string argument = argv[i];
+    bool has_value = i + 1 < argc;
+    if (argument == "--help" || argument == "-h") {
+      usage(stdout);
+      return 0;
+    }
+    if (argument == "--version") {
+      std::printf("mailgate %s\n", MAILGATE_VERSION);
+      return 0;
+    }
+    if (argument == "--print-default-config") {
+      std::fputs(std::string(mailgate::embeddedDefaultConfigText()).c_str(), stdout);
+      return 0;
+    }
+    if (argument == "--check-config" && has_value) return checkConfig(argv[++i]);
+    if (argument == "--config" && has_value) {
+      config_path = argv[++i];
+      continue;
+    }
+    std::fprintf(stderr, "mailgate: unknown or incomplete argument '%s'\n", argument.c_str());
+    usage(stderr);
+    return 2;
+  }
+  mailgate::Config config;
+  if (config_path) {
+    auto loaded = mailgate::loadConfig(*config_path);
+    if (!loaded) {
+      for (const auto& error : loaded.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
+      return 1;
+    }
+    config = std::move(*loaded);
+  } else {
+    config = mailgate::embeddedDefaultConfig();
+  }
+  return mailgate::runServer(std::move(config), config_path);
+}

@@ -1,0 +1,74 @@
+#pragma once
+// What every worker shares: the current Runtime (configuration and pipeline, swapped whole by a
+// reload), the decision log, and the connection counts behind max_connections and
+// max_connections_per_client.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/config/config.h"
+#include "gateway/delivery/maildir.h"
+#include "gateway/log/decision_log.h"
+#include "gateway/pipeline/pipeline.h"
+#include "gateway/smtp/smtp_session.h"
+
+namespace mailgate {
+
+// One immutable snapshot. A transaction holds the snapshot it started with.
+struct Runtime {
+  std::shared_ptr<const Config> config;
+  std::shared_ptr<const Pipeline> pipeline;
+  std::optional<Maildir> maildir;  // set when no downstream is configured
+
+  SessionSettings sessionSettings() const;
+  bool acceptsDomain(std::string_view domain) const;
+};
+
+// Builds a Runtime from a validated config: the pipeline, the Maildir when needed.
+std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config);
+
+class ConnectionLimiter {
+ public:
+  enum class Verdict { Accepted, TooManyTotal, TooManyFromClient };
+  Verdict acquire(const std::string& ip, uint32_t max_total, uint32_t max_per_client);
+  void release(const std::string& ip);
+  uint32_t total() const { return total_.load(); }
+
+ private:
+  std::atomic<uint32_t> total_{0};
+  std::mutex mutex_;
+  std::unordered_map<std::string, uint32_t> per_client_;
+};
+
+class SharedState {
+ public:
+  SharedState(std::shared_ptr<const Runtime> runtime, std::shared_ptr<DecisionLog> log)
+      : runtime_(std::move(runtime)), log_(std::move(log)) {}
+
+  std::shared_ptr<const Runtime> runtime() const {
+    std::lock_guard lock(mutex_);
+    return runtime_;
+  }
+  void replace(std::shared_ptr<const Runtime> runtime) {
+    std::lock_guard lock(mutex_);
+    runtime_ = std::move(runtime);
+  }
+  DecisionLog& log() { return *log_; }
+  ConnectionLimiter& limiter() { return limiter_; }
+  // Session ids: unique within the process and sortable by time.
+  std::string nextSessionId();
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const Runtime> runtime_;
+  std::shared_ptr<DecisionLog> log_;
+  ConnectionLimiter limiter_;
+  std::atomic<uint64_t> sessions_{0};
+};
+
+}  // namespace mailgate

@@ -1,0 +1,88 @@
+#include "gateway/net/thread_pool.h"
+
+#include <memory>
+
+namespace mailgate {
+namespace {
+
+struct WorkItem {
+  uv_work_t request;
+  std::move_only_function<void()> work;
+  std::move_only_function<void()> after;
+};
+
+struct TimedJob {
+  uv_timer_t timer;
+  Job job;
+  std::optional<Verdict> result;
+  JobRunner::Done done;
+  bool answered = false;
+  int owners = 2;  // the pool's after-callback and the timer's close callback
+
+  void release() {
+    if (--owners == 0) delete this;
+  }
+  void answer(std::optional<Verdict> verdict) {
+    if (answered) return;
+    answered = true;
+    uv_timer_stop(&timer);
+    auto callback = std::move(done);
+    callback(std::move(verdict));
+  }
+};
+
+}  // namespace
+
+void queueWork(uv_loop_t* loop, std::move_only_function<void()> work, std::move_only_function<void()> after) {
+  auto item = std::make_unique<WorkItem>();
+  item->work = std::move(work);
+  item->after = std::move(after);
+  item->request.data = item.get();
+  uv_queue_work(
+      loop, &item->request,
+      [](uv_work_t* request) { static_cast<WorkItem*>(request->data)->work(); },
+      [](uv_work_t* request, int) {
+        std::unique_ptr<WorkItem> owned(static_cast<WorkItem*>(request->data));
+        owned->after();
+      });
+  item.release();  // owned by the after-callback
+}
+
+void UvJobRunner::submit(Job job, Duration timeout, Done done) {
+  auto* timed = new TimedJob{};
+  timed->job = std::move(job);
+  timed->done = std::move(done);
+  uv_timer_init(loop_, &timed->timer);
+  timed->timer.data = timed;
+  uv_timer_start(
+      &timed->timer,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<TimedJob*>(timer->data);
+        self->answer(std::nullopt);
+        uv_close(reinterpret_cast<uv_handle_t*>(timer),
+                 [](uv_handle_t* handle) { static_cast<TimedJob*>(handle->data)->release(); });
+      },
+      static_cast<uint64_t>(timeout.count()), 0);
+  queueWork(
+      loop_,
+      [timed] {
+        // A stage's job must not take the process down: a throw is a temporary failure.
+        try {
+          timed->result = timed->job();
+        } catch (const std::exception& error) {
+          timed->result = Verdict::tempFail(Reply::of(451, "4.3.0", "Temporary failure, please try again later"),
+                                            std::string("stage failed: ") + error.what());
+        }
+      },
+      [timed] {
+        bool timer_open = !timed->answered;
+        timed->answer(std::move(timed->result));
+        if (timer_open) {
+          uv_close(reinterpret_cast<uv_handle_t*>(&timed->timer),
+                   [](uv_handle_t* handle) { static_cast<TimedJob*>(handle->data)->release(); });
+        }
+        timed->release();
+      });
+}
+
+}  // namespace mailgate

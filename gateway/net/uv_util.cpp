@@ -1,0 +1,54 @@
+#include "gateway/net/uv_util.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+namespace mailgate {
+
+PeerAddress peerOf(const sockaddr_storage& address) {
+  PeerAddress peer;
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+    peer.port = ntohs(v4->sin_port);
+  } else if (address.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], text, sizeof text);
+    } else {
+      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+    }
+    peer.port = ntohs(v6->sin6_port);
+  }
+  peer.ip = text;
+  return peer;
+}
+
+bool peerAddress(const uv_tcp_t* tcp, PeerAddress& peer) {
+  sockaddr_storage address{};
+  int length = sizeof address;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&address), &length) != 0) return false;
+  peer = peerOf(address);
+  return true;
+}
+
+bool socketAddress(const std::string& host, uint16_t port, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace mailgate

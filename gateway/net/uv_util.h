@@ -1,0 +1,31 @@
+#pragma once
+// Small helpers around libuv handles. A handle lives inside its owner (design.md §5): uv_close it
+// first, free the owner only in the close callback.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+namespace mailgate {
+
+// One uv_write with the bytes it owns; request.data points back to it, and it is freed in the
+// write callback. `owner` is the object that issued the write.
+struct WriteRequest {
+  uv_write_t request;
+  std::string bytes;
+  void* owner = nullptr;
+};
+
+// Address and port of a sockaddr, for logs: ("192.0.2.1", 25); IPv4-mapped IPv6 is shown as IPv4.
+struct PeerAddress {
+  std::string ip;
+  uint16_t port = 0;
+};
+PeerAddress peerOf(const sockaddr_storage& address);
+bool peerAddress(const uv_tcp_t* tcp, PeerAddress& peer);
+
+// Parses an IP literal and port into a sockaddr; false when `host` is not an IP literal.
+bool socketAddress(const std::string& host, uint16_t port, sockaddr_storage& out);
+
+}  // namespace mailgate

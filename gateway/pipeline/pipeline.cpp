@@ -1,0 +1,127 @@
+#include "gateway/pipeline/pipeline.h"
+
+namespace mailgate {
+
+const char* kindName(Verdict::Kind kind) {
+  switch (kind) {
+    case Verdict::Kind::Continue: return "continue";
+    case Verdict::Kind::Tag: return "tag";
+    case Verdict::Kind::TempFail: return "tempfail";
+    case Verdict::Kind::Reject: return "reject";
+  }
+  return "?";
+}
+
+const char* phaseName(Phase phase) {
+  switch (phase) {
+    case Phase::Connect: return "connect";
+    case Phase::Helo: return "helo";
+    case Phase::MailFrom: return "mail";
+    case Phase::Rcpt: return "rcpt";
+    case Phase::EndOfData: return "data";
+  }
+  return "?";
+}
+
+void InlineJobRunner::submit(Job job, Duration, Done done) { done(job()); }
+
+struct Pipeline::Run {
+  std::shared_ptr<const Pipeline> pipeline;
+  StageInput input;
+  JobRunner* runner;
+  std::move_only_function<void(PhaseResult)> done;
+  std::size_t next = 0;
+  PhaseResult result;
+  std::chrono::steady_clock::time_point started;
+};
+
+std::shared_ptr<const Pipeline> Pipeline::make(std::vector<PipelineStage> stages) {
+  return std::make_shared<const Pipeline>(std::move(stages));
+}
+
+Pipeline::Pipeline(std::vector<PipelineStage> stages) : stages_(std::move(stages)) {
+  for (const auto& entry : stages_) {
+    phases_ |= entry.stage->phases();
+    if (auto limit = entry.stage->maxMessageBytes()) {
+      max_message_bytes_ = max_message_bytes_ ? std::min(*max_message_bytes_, *limit) : *limit;
+    }
+  }
+}
+
+void Pipeline::run(StageInput input, JobRunner& runner,
+                   std::move_only_function<void(PhaseResult)> done) const {
+  auto state = std::make_shared<Run>();
+  state->pipeline = shared_from_this();
+  state->input = std::move(input);
+  state->runner = &runner;
+  state->done = std::move(done);
+  step(std::move(state));
+}
+
+namespace {
+
+// Folds one stage's verdict into the phase result; returns true when the phase is over.
+bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict verdict,
+          std::chrono::steady_clock::time_point started) {
+  StageOutcome outcome{std::string(entry.stage->name()), phase, verdict.kind, verdict.reason,
+                       verdict.ends() ? verdict.reply.summary() : std::string(), verdict.score,
+                       entry.mode == StageMode::Shadow,
+                       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)};
+  result.outcomes.push_back(std::move(outcome));
+  // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens.
+  if (entry.mode == StageMode::Shadow) return false;
+  switch (verdict.kind) {
+    case Verdict::Kind::Continue:
+      return false;
+    case Verdict::Kind::Tag:
+      if (result.kind == Verdict::Kind::Continue) result.kind = Verdict::Kind::Tag;
+      result.score += verdict.score;
+      for (auto& header : verdict.headers) result.headers.push_back(std::move(header));
+      return false;
+    case Verdict::Kind::TempFail:
+    case Verdict::Kind::Reject:
+      result.kind = verdict.kind;
+      result.reply = std::move(verdict.reply);
+      return true;
+  }
+  return false;
+}
+
+Verdict timedOut(const PipelineStage& entry) {
+  return Verdict::tempFail(Reply::of(451, "4.3.0", "Temporary failure, please try again later"),
+                           std::string(entry.stage->name()) + " did not answer within " +
+                               std::to_string(entry.timeout.count()) + " ms");
+}
+
+}  // namespace
+
+void Pipeline::step(std::shared_ptr<Run> run) {
+  const auto& stages = run->pipeline->stages_;
+  while (run->next < stages.size()) {
+    const PipelineStage& entry = stages[run->next++];
+    if ((entry.stage->phases() & phaseBit(run->input.phase)) == 0) continue;
+    run->started = std::chrono::steady_clock::now();
+    Step step_result = entry.stage->check(run->input);
+    if (auto* verdict = std::get_if<Verdict>(&step_result)) {
+      if (fold(run->result, entry, run->input.phase, std::move(*verdict), run->started)) break;
+      continue;
+    }
+    // Asynchronous: the runner calls back on the loop; the run resumes from there. A runner that
+    // answers inline just recurses one level per stage.
+    JobRunner* runner = run->runner;
+    Duration timeout = entry.timeout;
+    runner->submit(std::move(std::get<Job>(step_result)), timeout,
+                   [run, &entry](std::optional<Verdict> verdict) mutable {
+                     Verdict answer = verdict ? std::move(*verdict) : timedOut(entry);
+                     if (fold(run->result, entry, run->input.phase, std::move(answer), run->started)) {
+                       run->next = run->pipeline->stages_.size();
+                     }
+                     step(std::move(run));
+                   });
+    return;
+  }
+  auto done = std::move(run->done);
+  done(std::move(run->result));
+}
+
+}  // namespace mailgate

@@ -1,0 +1,55 @@
+#pragma once
+// The one interface every filter stage implements (design.md §5). A stage never blocks: it
+// answers a Verdict at once, or a Job that the host runs on the thread pool. A Job owns copies of
+// what it reads (the message spool is shared and read-only while the job runs).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "gateway/pipeline/verdict.h"
+#include "gateway/smtp/address.h"
+#include "gateway/spool/spool.h"
+
+namespace mailgate {
+
+enum class Phase : uint8_t { Connect, Helo, MailFrom, Rcpt, EndOfData };
+using PhaseMask = uint32_t;
+constexpr PhaseMask phaseBit(Phase phase) { return PhaseMask{1} << static_cast<unsigned>(phase); }
+const char* phaseName(Phase phase);  // "connect", "helo", "mail", "rcpt", "data"
+
+// What a stage may look at. Copied into each run of a phase, so a Job may keep it.
+struct StageInput {
+  Phase phase = Phase::Connect;
+  std::string client_ip;
+  uint16_t client_port = 0;
+  std::string helo;
+  std::optional<Path> sender;             // from MailFrom on
+  std::optional<uint64_t> declared_size;  // MAIL SIZE=
+  BodyType body = BodyType::Unspecified;
+  std::vector<Path> recipients;           // accepted so far
+  std::optional<Path> recipient;          // Rcpt: the one being decided
+  std::shared_ptr<const Spool> message;   // EndOfData: the content as received
+  uint64_t message_size = 0;              // EndOfData
+};
+
+using Job = std::move_only_function<Verdict()>;
+using Step = std::variant<Verdict, Job>;
+
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual std::string_view name() const = 0;
+  virtual PhaseMask phases() const = 0;
+  virtual Step check(const StageInput& input) const = 0;
+  // The size this stage refuses messages above, advertised with EHLO SIZE and enforced while DATA
+  // arrives so that a refused message is never held whole.
+  virtual std::optional<uint64_t> maxMessageBytes() const { return std::nullopt; }
+};
+
+}  // namespace mailgate

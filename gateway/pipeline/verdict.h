@@ -1,0 +1,39 @@
+#pragma once
+// What a stage answers (design.md §4): Continue, Tag (headers and a score), TempFail or Reject
+// (with the reply to send). The first TempFail or Reject ends the phase; Tags accumulate.
+
+#include <string>
+#include <vector>
+
+#include "gateway/smtp/reply.h"
+
+namespace mailgate {
+
+struct HeaderField {
+  std::string name;   // "Authentication-Results"
+  std::string value;  // may be folded with CRLF + whitespace; no trailing CRLF
+  std::string line() const { return name + ": " + value + "\r\n"; }
+};
+
+struct Verdict {
+  enum class Kind { Continue, Tag, TempFail, Reject };
+
+  Kind kind = Kind::Continue;
+  Reply reply;                       // TempFail and Reject
+  std::vector<HeaderField> headers;  // Tag
+  double score = 0;                  // Tag
+  std::string reason;                // for the decision log
+
+  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, std::move(reason)}; }
+  static Verdict tag(std::vector<HeaderField> headers, double score, std::string reason) {
+    return {Kind::Tag, {}, std::move(headers), score, std::move(reason)};
+  }
+  static Verdict tempFail(Reply reply, std::string reason) { return {Kind::TempFail, std::move(reply), {}, 0, std::move(reason)}; }
+  static Verdict reject(Reply reply, std::string reason) { return {Kind::Reject, std::move(reply), {}, 0, std::move(reason)}; }
+
+  bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }
+};
+
+const char* kindName(Verdict::Kind kind);  // "continue", "tag", "tempfail", "reject"
+
+}  // namespace mailgate

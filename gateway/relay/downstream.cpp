@@ -1,0 +1,364 @@
+#include "gateway/relay/downstream.h"
+
+#include <array>
+
+#include "gateway/net/uv_util.h"
+
+namespace mailgate {
+namespace {
+
+using Command = SmtpClient::Command;
+
+// Content is read from the spool and written in pieces of this size, with at most two pieces in
+// flight, so a 50 MiB message costs about 1 MiB while it goes out.
+constexpr std::size_t content_piece_octets = 256 * 1024;
+constexpr std::size_t content_pieces_in_flight = 2;
+constexpr std::size_t read_buffer_octets = 16 * 1024;
+
+struct Resolve {
+  uv_getaddrinfo_t request;
+  std::shared_ptr<Downstream> owner;
+};
+
+}  // namespace
+
+Reply Downstream::unavailable(std::string_view why) {
+  auto reply = Reply::make(451, "4.4.1", "Downstream server unavailable, try again later (" + std::string(why) + ")");
+  return reply ? *reply : Reply::of(451, "4.4.1", "Downstream server unavailable, try again later");
+}
+
+std::shared_ptr<Downstream> Downstream::create(uv_loop_t* loop, const DownstreamConfig& config,
+                                               std::string helo_name) {
+  std::shared_ptr<Downstream> downstream(new Downstream(loop, config, std::move(helo_name)));
+  downstream->self_ = downstream;
+  return downstream;
+}
+
+Downstream::Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name)
+    : loop_(loop), config_(config), helo_name_(std::move(helo_name)) {
+  uv_tcp_init(loop_, &tcp_);
+  uv_timer_init(loop_, &timer_);
+  tcp_.data = this;
+  timer_.data = this;
+  open_handles_ = 2;
+}
+
+Downstream::~Downstream() = default;
+
+void Downstream::recipient(const Path& sender, std::optional<uint64_t> size, BodyType body,
+                           const Path& recipient, ReplyHandler handler) {
+  if (broken()) {
+    handler(unavailable("connection lost"));
+    return;
+  }
+  if (state_ == State::Idle) connect();
+  if (!in_transaction_) {
+    in_transaction_ = true;
+    mail_refused_.reset();
+    enqueue({Command::Mail, [sender, size, body](SmtpClient& client) { client.mail(sender, size, body); },
+             [this](const Reply& reply) {
+               if (!reply.positive()) mail_refused_ = reply;
+             }});
+  }
+  enqueue({Command::Rcpt, [recipient](SmtpClient& client) { client.rcpt(recipient); },
+           [this, handler = std::move(handler)](const Reply& reply) mutable {
+             // A refused MAIL refuses each recipient with the downstream's own words.
+             handler(mail_refused_ && reply.code() != 451 ? *mail_refused_ : reply);
+           }});
+  pump();
+}
+
+void Downstream::message(std::string headers, std::shared_ptr<const Spool> content, ReplyHandler handler) {
+  if (broken() || !in_transaction_) {
+    handler(unavailable(broken() ? "connection lost" : "no transaction"));
+    return;
+  }
+  message_handler_ = std::move(handler);
+  enqueue({Command::Data, [](SmtpClient& client) { client.data(); },
+           [this, headers = std::move(headers), content = std::move(content)](const Reply& reply) mutable {
+             if (broken()) return;  // fail() already answered message_handler_
+             if (reply.code() != 354) {
+               in_transaction_ = false;
+               auto handler = std::move(message_handler_);
+               handler(reply);
+               reset();
+               return;
+             }
+             client_.content(headers);
+             content_ = std::move(content);
+             content_offset_ = 0;
+             streaming_ = true;
+             streamContent();
+           }});
+  pump();
+}
+
+void Downstream::reset() {
+  if (broken() || !in_transaction_) {
+    in_transaction_ = false;
+    return;
+  }
+  in_transaction_ = false;
+  enqueue({Command::Rset, [](SmtpClient& client) { client.rset(); }, [](const Reply&) {}});
+  pump();
+}
+
+void Downstream::close() {
+  if (state_ == State::Closed) return;
+  if (state_ != State::Connected) {
+    fail("closed");
+    return;
+  }
+  in_transaction_ = false;
+  enqueue({Command::Quit, [](SmtpClient& client) { client.quit(); },
+           [this](const Reply&) { closeHandles(); }});
+  pump();
+}
+
+void Downstream::connect() {
+  state_ = State::Connecting;
+  armTimer(config_.connect_timeout);
+  enqueue({Command::Greeting, [](SmtpClient& client) { client.expectGreeting(); },
+           [this](const Reply& reply) {
+             if (reply.code() != 220) fail("greeting " + reply.summary(), reply);
+           }});
+  enqueue({Command::Ehlo, [this](SmtpClient& client) { client.ehlo(helo_name_); },
+           [this](const Reply& reply) {
+             if (!reply.positive()) fail("EHLO refused: " + reply.summary(), reply);
+             greeted_ = true;
+           }});
+  const HostPort& address = *config_.address;
+  sockaddr_storage socket_address{};
+  if (socketAddress(address.host, address.port, socket_address)) {
+    int status = uv_tcp_connect(&connect_request_, &tcp_, reinterpret_cast<const sockaddr*>(&socket_address),
+                                [](uv_connect_t* request, int status) {
+                                  static_cast<Downstream*>(request->handle->data)->onConnected(status);
+                                });
+    if (status != 0) fail(std::string("connect: ") + uv_strerror(status));
+    return;
+  }
+  state_ = State::Resolving;
+  auto resolve = std::make_unique<Resolve>();
+  resolve->owner = shared_from_this();
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  std::string port = std::to_string(address.port);
+  int status = uv_getaddrinfo(
+      loop_, &resolve->request,
+      [](uv_getaddrinfo_t* request, int status, addrinfo* result) {
+        std::unique_ptr<Resolve> resolve(static_cast<Resolve*>(request->data));
+        Downstream& self = *resolve->owner;
+        if (self.state_ != State::Resolving) {
+          uv_freeaddrinfo(result);
+          return;
+        }
+        if (status != 0 || result == nullptr) {
+          uv_freeaddrinfo(result);
+          self.fail(std::string("resolve: ") + uv_strerror(status));
+          return;
+        }
+        self.state_ = State::Connecting;
+        int connect_status = uv_tcp_connect(&self.connect_request_, &self.tcp_, result->ai_addr,
+                                            [](uv_connect_t* connect, int connected) {
+                                              static_cast<Downstream*>(connect->handle->data)->onConnected(connected);
+                                            });
+        uv_freeaddrinfo(result);
+        if (connect_status != 0) self.fail(std::string("connect: ") + uv_strerror(connect_status));
+      },
+      address.host.c_str(), port.c_str(), &hints);
+  if (status != 0) {
+    fail(std::string("resolve: ") + uv_strerror(status));
+    return;
+  }
+  resolve->request.data = resolve.get();
+  resolve.release();  // owned by the callback from here
+}
+
+void Downstream::onConnected(int status) {
+  if (state_ != State::Connecting) return;
+  if (status != 0) {
+    fail(std::string("connect: ") + uv_strerror(status));
+    return;
+  }
+  state_ = State::Connected;
+  // Nagle plus delayed ACK would add ~40 ms to every pipelined group (issue 2, point 9).
+  uv_tcp_nodelay(&tcp_, 1);
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), allocCallback, readCallback);
+  pump();
+}
+
+void Downstream::enqueue(Operation operation) { unsent_.push_back(std::move(operation)); }
+
+void Downstream::pump() {
+  if (state_ != State::Connected) return;
+  while (!unsent_.empty() && !streaming_) {
+    bool pipelining = greeted_ && client_.pipelining();
+    if (!in_flight_.empty() && !pipelining) break;
+    // RFC 2920 §3.1: DATA ends a pipelined group; nothing may follow until its 354.
+    if (!in_flight_.empty() && in_flight_.back().command == Command::Data) break;
+    Operation operation = std::move(unsent_.front());
+    unsent_.pop_front();
+    operation.write(client_);
+    in_flight_.push_back(std::move(operation));
+  }
+  flush();
+  if (!in_flight_.empty() || streaming_) armTimer(config_.timeout);
+  else uv_timer_stop(&timer_);
+}
+
+void Downstream::flush() {
+  if (!client_.hasOutput() || state_ != State::Connected) return;
+  auto request = std::make_unique<WriteRequest>();
+  request->bytes = client_.takeOutput();
+  request->request.data = request.get();
+  request->owner = this;
+  uv_buf_t buffer = uv_buf_init(request->bytes.data(), static_cast<unsigned>(request->bytes.size()));
+  int status = uv_write(&request->request, reinterpret_cast<uv_stream_t*>(&tcp_), &buffer, 1, writeCallback);
+  if (status != 0) {
+    fail(std::string("write: ") + uv_strerror(status));
+    return;
+  }
+  request.release();  // freed in writeCallback
+  ++writes_in_flight_;
+}
+
+void Downstream::streamContent() {
+  if (!streaming_) return;
+  while (writes_in_flight_ < content_pieces_in_flight && content_offset_ < content_->size()) {
+    if (!content_->onDisk()) {
+      client_.content(content_->memory());
+      content_offset_ = content_->size();
+    } else {
+      std::string piece(content_piece_octets, '\0');
+      auto count = content_->read(content_offset_, piece.data(), piece.size());
+      if (!count || *count == 0) {
+        fail("spool read: " + (count ? std::string("short read") : count.error()));
+        return;
+      }
+      piece.resize(*count);
+      client_.content(piece);
+      content_offset_ += *count;
+    }
+    flush();
+    if (broken()) return;
+  }
+  if (content_offset_ < content_->size()) {
+    armTimer(config_.timeout);
+    return;
+  }
+  streaming_ = false;
+  content_.reset();
+  client_.endOfData();
+  in_flight_.push_back({Command::EndOfData, [](SmtpClient&) {}, [this](const Reply& reply) {
+                          in_transaction_ = false;
+                          auto handler = std::move(message_handler_);
+                          if (handler) handler(reply);
+                        }});
+  pump();
+}
+
+void Downstream::onRead(ssize_t nread, const uv_buf_t* buffer) {
+  if (nread < 0) {
+    fail(nread == UV_EOF ? "connection closed by downstream" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  client_.receive(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
+  while (!broken()) {
+    auto response = client_.next();
+    if (!response) break;
+    onReply(std::move(*response));
+  }
+  if (!broken() && client_.failed()) fail("protocol error: " + client_.failure());
+}
+
+void Downstream::onReply(SmtpClient::Response response) {
+  if (in_flight_.empty()) {
+    fail("unexpected reply " + response.reply.summary());
+    return;
+  }
+  Operation operation = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  // 421: the downstream is closing (RFC 5321 §3.8); the command it answered failed with it.
+  if (response.reply.code() == 421) {
+    in_flight_.push_front(std::move(operation));
+    fail("downstream said " + response.reply.summary());
+    return;
+  }
+  operation.on_reply(response.reply);
+  if (!broken()) pump();
+}
+
+void Downstream::fail(std::string why, std::optional<Reply> reply) {
+  if (broken()) return;
+  auto keep_alive = self_;
+  state_ = State::Broken;
+  // The downstream's own 4xx is relayed; anything else becomes 451 4.4.1 (a 5xx from a broken
+  // exchange must not make the client bounce the message).
+  Reply answer = reply && reply->transient() && reply->code() != 421 ? *reply : unavailable(why);
+  std::deque<Operation> pending;
+  pending.swap(in_flight_);
+  for (auto& operation : unsent_) pending.push_back(std::move(operation));
+  unsent_.clear();
+  streaming_ = false;
+  content_.reset();
+  closeHandles();
+  for (auto& operation : pending) {
+    if (operation.command == Command::Data || operation.command == Command::EndOfData) continue;
+    operation.on_reply(answer);
+  }
+  if (message_handler_) {
+    auto handler = std::move(message_handler_);
+    handler(answer);
+  }
+}
+
+void Downstream::armTimer(Duration timeout) {
+  uv_timer_start(&timer_, timerCallback, static_cast<uint64_t>(timeout.count()), 0);
+}
+
+void Downstream::closeHandles() {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  auto on_close = [](uv_handle_t* handle) {
+    auto* self = static_cast<Downstream*>(handle->data);
+    if (--self->open_handles_ == 0) self->self_.reset();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+}
+
+void Downstream::allocCallback(uv_handle_t* handle, size_t, uv_buf_t* buffer) {
+  auto* self = static_cast<Downstream*>(handle->data);
+  self->read_buffer_.resize(read_buffer_octets);
+  *buffer = uv_buf_init(self->read_buffer_.data(), static_cast<unsigned>(self->read_buffer_.size()));
+}
+
+void Downstream::readCallback(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buffer) {
+  auto* self = static_cast<Downstream*>(stream->data);
+  if (nread == 0) return;
+  auto keep_alive = self->self_;
+  self->onRead(nread, buffer);
+}
+
+void Downstream::writeCallback(uv_write_t* request, int status) {
+  std::unique_ptr<WriteRequest> owned(static_cast<WriteRequest*>(request->data));
+  auto* self = static_cast<Downstream*>(owned->owner);
+  auto keep_alive = self->self_;
+  --self->writes_in_flight_;
+  if (status != 0) {
+    self->fail(std::string("write: ") + uv_strerror(status));
+    return;
+  }
+  if (self->streaming_) {
+    self->armTimer(self->config_.timeout);
+    self->streamContent();
+  }
+}
+
+void Downstream::timerCallback(uv_timer_t* timer) {
+  auto* self = static_cast<Downstream*>(timer->data);
+  auto keep_alive = self->self_;
+  self->fail(self->state_ == State::Connected ? "timed out" : "connect timed out");
+}
+
+}  // namespace mailgate

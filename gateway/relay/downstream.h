@@ -1,0 +1,101 @@
+#pragma once
+// One connection to the downstream mailbox server, driven by SmtpClient. It opens at the first
+// accepted recipient of a transaction, relays each RCPT, sends the message after the content
+// stages passed, and is reused for the session's next transaction. Every handler is called exactly
+// once, on the loop: with the downstream's reply, or with 451 4.4.1 when the downstream is
+// unreachable, times out, breaks the protocol or drops the connection. The downstream never gets
+// the final "." of a message the gateway did not fully send, so a failure cannot deliver part of
+// a message.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gateway/config/config.h"
+#include "gateway/smtp/smtp_client.h"
+#include "gateway/spool/spool.h"
+
+namespace mailgate {
+
+class Downstream : public std::enable_shared_from_this<Downstream> {
+ public:
+  using ReplyHandler = std::move_only_function<void(const Reply&)>;
+
+  static std::shared_ptr<Downstream> create(uv_loop_t* loop, const DownstreamConfig& config,
+                                            std::string helo_name);
+  ~Downstream();
+
+  // Sends MAIL first when this is the transaction's first recipient.
+  void recipient(const Path& sender, std::optional<uint64_t> size, BodyType body,
+                 const Path& recipient, ReplyHandler handler);
+  // DATA, then `headers` and the spool's content, then the final dot; `handler` gets the reply to
+  // the final dot (or to DATA when DATA is refused).
+  void message(std::string headers, std::shared_ptr<const Spool> content, ReplyHandler handler);
+  // Abandons the downstream transaction (RSET), keeping the connection for the next one.
+  void reset();
+  // QUIT, then close once it is answered (or at once when broken).
+  void close();
+
+  bool broken() const { return state_ == State::Broken || state_ == State::Closed; }
+  bool inTransaction() const { return in_transaction_; }
+
+  // The reply a client hears when the downstream cannot be used.
+  static Reply unavailable(std::string_view why);
+
+ private:
+  enum class State { Idle, Resolving, Connecting, Connected, Broken, Closed };
+  struct Operation {
+    SmtpClient::Command command;
+    std::move_only_function<void(SmtpClient&)> write;  // queues the command's bytes
+    std::move_only_function<void(const Reply&)> on_reply;
+  };
+
+  Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name);
+
+  void connect();
+  void enqueue(Operation operation);
+  void pump();
+  void flush();
+  void onConnected(int status);
+  void onRead(ssize_t nread, const uv_buf_t* buffer);
+  void onReply(SmtpClient::Response response);
+  void streamContent();
+  void fail(std::string why, std::optional<Reply> reply = std::nullopt);
+  void armTimer(Duration timeout);
+  void closeHandles();
+
+  static void allocCallback(uv_handle_t* handle, size_t suggested, uv_buf_t* buffer);
+  static void readCallback(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buffer);
+  static void writeCallback(uv_write_t* request, int status);
+  static void timerCallback(uv_timer_t* timer);
+
+  uv_loop_t* loop_;
+  DownstreamConfig config_;
+  std::string helo_name_;
+  uv_tcp_t tcp_{};
+  uv_timer_t timer_{};
+  uv_connect_t connect_request_{};
+  int open_handles_ = 0;
+  std::shared_ptr<Downstream> self_;  // keeps this alive until both handles are closed
+  State state_ = State::Idle;
+  SmtpClient client_;
+  bool greeted_ = false;  // the EHLO reply is in: PIPELINING is known
+  bool in_transaction_ = false;
+  std::optional<Reply> mail_refused_;  // MAIL's refusal, given to every RCPT of the transaction
+  std::deque<Operation> unsent_;
+  std::deque<Operation> in_flight_;
+  std::size_t writes_in_flight_ = 0;
+  // Content being streamed after the 354.
+  std::shared_ptr<const Spool> content_;
+  uint64_t content_offset_ = 0;
+  bool streaming_ = false;
+  ReplyHandler message_handler_;
+  std::string read_buffer_;
+};
+
+}  // namespace mailgate

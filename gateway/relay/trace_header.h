@@ -1,0 +1,30 @@
+#pragma once
+// The gateway's own Received: header (RFC 5321 §4.4), prepended to every message it passes on.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gateway/smtp/address.h"
+
+namespace mailgate {
+
+struct TraceInfo {
+  std::string helo;
+  std::string client_ip;
+  std::string hostname;
+  bool esmtp = true;
+  std::string id;
+  std::vector<Path> recipients;
+  std::chrono::system_clock::time_point time;
+};
+
+// "Received: from helo ([192.0.2.1])\r\n\tby mx.example.org (mailgate) with ESMTP id X\r\n\tfor
+// <a@b>; Tue, 24 Nov 2026 08:00:00 +0000\r\n". "for" names the recipient only when there is one
+// (RFC 5321 §4.4 warns that more would disclose Bcc recipients).
+std::string receivedHeader(const TraceInfo& trace);
+
+// RFC 5322 §3.3 date-time in UTC: "Wed, 25 Nov 2026 08:18:32 +0000".
+std::string rfc5322Date(std::chrono::system_clock::time_point time);
+
+}  // namespace mailgate

@@ -1,0 +1,16 @@
+#pragma once
+// The running gateway: its workers, the shared state, and the signals that reload (SIGHUP) and
+// stop (SIGTERM, SIGINT) it.
+
+#include <optional>
+#include <string>
+
+#include "gateway/config/config.h"
+
+namespace mailgate {
+
+// Runs until stopped; returns the process exit code. `config_path` is empty for the embedded
+// default (a reload then has nothing to read).
+int runServer(Config config, std::optional<std::string> config_path);
+
+}  // namespace mailgate
