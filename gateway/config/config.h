@@ -60,6 +60,16 @@ class Settings {
   friend class ConfigLoader;
   struct Impl;
   explicit Settings(std::unique_ptr<Impl> impl);
+
+  // For the loader, so that only settings.cpp sees toml++: the whole document, its tables and
+  // arrays of tables ([[stage]]), problems with one entry of an array, and the errors so far
+  // without the unknown-key check (a stage's keys are checked later, by its factory).
+  static std::expected<Settings, ConfigError> parse(std::string_view toml_text, const std::string& source);
+  std::optional<Settings> table(std::string_view key);  // absent: nullopt; not a table: error
+  std::vector<Settings> tables(std::string_view key);   // each with path "key[N]"
+  void failEntry(std::string_view key, size_t index, std::string message);
+  const std::vector<ConfigError>& errors() const;
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -4,6 +4,7 @@
 // no connection; it is filled on the event loop and may be read on the thread pool (never both
 // at once).
 
+#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <string>
@@ -23,7 +24,8 @@ class Spool {
   Spool& operator=(const Spool&) = delete;
 
   // Appends bytes; moves to a file once the memory limit would be passed. The error says why
-  // (disk full, directory missing); the message must then be refused with a 4xx.
+  // (disk full, directory missing); the message must then be refused with a 4xx. A failed append
+  // leaves size() as it was.
   std::expected<void, std::string> append(std::string_view bytes);
   uint64_t size() const { return size_; }
   bool onDisk() const { return fd_ >= 0; }
@@ -39,6 +41,7 @@ class Spool {
 
  private:
   std::expected<void, std::string> moveToFile();
+  void growMemory(std::size_t more);
 
   std::string directory_;
   uint64_t memory_limit_;
