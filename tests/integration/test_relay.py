@@ -1,0 +1,321 @@
+"""Relaying to the downstream (design.md §1): what arrives there, which downstream replies reach the
+client, and what the client hears when the downstream fails."""
+
+from __future__ import annotations
+
+import collections
+import smtplib
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import (
+    CLIENT_HELO,
+    SMTP_SOURCE,
+    Raw,
+    check_no_valid_recipients,
+    check_received,
+    free_port,
+    make_message,
+    message_id_of,
+    port_in_use,
+    postfix_dump_message,
+    prepended_headers,
+    run,
+    smtplib_send,
+    tool_available,
+)
+
+pytestmark = pytest.mark.time_limit(60)
+
+
+def open_transaction(raw: Raw, recipients=("b@example.org",)) -> None:
+    """MAIL, RCPT(s) and DATA pipelined, each expected to succeed."""
+    raw.send("MAIL FROM:<a@example.com>\r\n" + "".join(f"RCPT TO:<{r}>\r\n" for r in recipients)
+             + "DATA\r\n")
+    replies = raw.read_replies(len(recipients) + 2)
+    assert [r.code for r in replies] == [250] * (len(recipients) + 1) + [354], replies
+
+
+# ------------------------------------------------------------------------------- content
+def test_message_arrives_byte_identical_after_prepended_headers(gateway, sink):
+    body = ("Plain line\r\n"
+            ".A line starting with a dot\r\n"
+            "..Two dots\r\n"
+            ".\r\n"
+            "Ünïcödé 8-bit text ✓\r\n"
+            "\tTabbed line with trailing spaces   \r\n"
+            "\r\n"
+            + "x" * 998 + "\r\n"  # the longest line allowed: 998 octets + CRLF
+            "Last line\r\n")
+    content = make_message(subject="byte identical", body=body)
+    refused = smtplib_send(gateway.port, "a@example.com", ["b@example.org", "c@example.net"],
+                           content, mail_options=["BODY=8BITMIME"])
+    assert refused == {}
+    [delivery] = sink.wait_for_messages(1)
+    assert delivery.mail_from == "a@example.com"
+    assert delivery.rcpts == ["b@example.org", "c@example.net"]
+    headers = prepended_headers(delivery.content(), content)
+    check_received(headers, helo=CLIENT_HELO)
+
+
+def test_empty_body_and_headers_only_message(gateway, sink):
+    content = b"Subject: headers only\r\nMessage-ID: <empty@client.test>\r\n"
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        raw.send_data(content).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    check_received(prepended_headers(delivery.content(), content))
+
+
+def test_downstream_reply_to_the_message_is_relayed_on_success(gateway, sink):
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        reply = raw.send_data(make_message()).check(250)
+        assert reply.enhanced == "2.0.0"
+    assert len(sink.wait_for_messages(1)) == 1
+
+
+def ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
+def test_listens_on_ipv4_and_ipv6(start_gateway, sink):
+    port = free_port()
+    while port_in_use(port, "::1"):
+        port = free_port()
+    gateway = start_gateway(sink=sink, port=port,
+                            server={"listen": ["127.0.0.1:{port}", "[::1]:{port}"]})
+    content = make_message()
+    with Raw.session(port, host="::1") as raw:
+        raw.transaction("a@example.com", ["b@example.org"], content).check(250)
+        raw.cmd("QUIT")
+        client_port = raw.local_port
+    [delivery] = sink.wait_for_messages(1)
+    check_received(prepended_headers(delivery.content(), content), ip="::1")
+    records = gateway.wait_for_records(lambda r: r.get("client", {}).get("port") == client_port
+                                       and r.get("action") == "accept")
+    assert records and records[0]["client"]["ip"] == "::1", records
+
+
+# ------------------------------------------------------------------------------- refusals
+def test_downstream_refused_recipient_is_relayed_and_others_still_work(start_gateway, make_sink):
+    sink = make_sink(reject_rcpts={"nobody@example.org": "550 5.1.1 <nobody@example.org>: User unknown"})
+    gateway = start_gateway(sink=sink)
+    content = make_message()
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250, "2.1.0")
+        raw.cmd("RCPT TO:<good@example.org>").check(250)
+        raw.cmd("RCPT TO:<nobody@example.org>").check(550, "5.1.1")
+        raw.cmd("RCPT TO:<other@example.net>").check(250)
+        raw.cmd("DATA").check(354)
+        raw.send_data(content).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert delivery.rcpts == ["good@example.org", "other@example.net"]
+    assert delivery.content().endswith(content)
+
+
+def test_downstream_refused_recipient_in_a_pipelined_group(start_gateway, make_sink):
+    sink = make_sink(reject_rcpts={"nobody@example.org": "550 5.1.1 User unknown"})
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<nobody@example.org>\r\n"
+                 "RCPT TO:<good@example.org>\r\nDATA\r\n")
+        mail, refused, accepted, data = raw.read_replies(4)
+        mail.check(250)
+        refused.check(550, "5.1.1")
+        accepted.check(250)
+        data.check(354)
+        raw.send_data(make_message()).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert delivery.rcpts == ["good@example.org"]
+
+
+def test_every_recipient_refused_by_the_downstream(start_gateway, make_sink):
+    sink = make_sink(reject_rcpts={"x@example.org": "550 5.1.1 User unknown",
+                                   "y@example.org": "450 4.2.1 Mailbox busy"})
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<x@example.org>\r\n"
+                 "RCPT TO:<y@example.org>\r\nDATA\r\n")
+        mail, x, y, data = raw.read_replies(4)
+        x.check(550, "5.1.1")
+        y.check(450, "4.2.1")
+        data.check(554, "5.5.1")
+        raw.cmd("RSET").check(250)
+        # The next transaction on the same connection is relayed normally.
+        raw.transaction("a@example.com", ["ok@example.org"], make_message()).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert delivery.rcpts == ["ok@example.org"]
+
+
+@pytest.mark.parametrize("downstream_reply", [
+    "554 5.7.1 Message refused by policy",
+    "452 4.3.1 Insufficient system storage",
+    "550 5.6.0 Content rejected",
+])
+def test_downstream_reply_to_end_of_data_is_relayed(start_gateway, make_sink, downstream_reply):
+    sink = make_sink(data_reply=downstream_reply)
+    gateway = start_gateway(sink=sink)
+    code, enhanced = downstream_reply.split()[:2]
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        raw.send_data(make_message()).check(int(code), enhanced)
+        raw.cmd("NOOP").check(250)  # the session goes on
+    assert sink.messages == []
+
+
+def test_downstream_refusing_mail_from_is_relayed_at_rcpt(start_gateway, make_sink):
+    sink = make_sink(mail_reply="451 4.3.0 Try again later")
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250, "2.1.0")
+        reply = raw.cmd("RCPT TO:<b@example.org>")
+        assert reply.code // 100 == 4, f"downstream trouble must be a 4xx, got {reply}"
+
+
+# ------------------------------------------------------------------------------- failures
+def test_downstream_unreachable_gives_451_at_rcpt_quickly(start_gateway):
+    dead_port = free_port()  # nothing listens there: connections are refused at once
+    gateway = start_gateway(downstream_port=dead_port,
+                            downstream={"timeout": "20s", "connect_timeout": "20s"})
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250, "2.1.0")
+        started = time.monotonic()
+        raw.cmd("RCPT TO:<b@example.org>").check(451, "4.4.1")
+        assert time.monotonic() - started < 3.0, "a refused connection must not wait for the timeout"
+        # Still usable: the next recipient gets the same answer, never a 5xx.
+        raw.cmd("RCPT TO:<c@example.org>").check(451, "4.4.1")
+        check_no_valid_recipients(raw.cmd("DATA"))
+        raw.cmd("QUIT").check(221)
+
+
+def test_downstream_slow_past_its_timeout_gives_451(start_gateway, make_sink):
+    sink = make_sink(delay_seconds=4.0, delay_commands={"."})
+    gateway = start_gateway(sink=sink, downstream={"timeout": "1s"})
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        started = time.monotonic()
+        raw.send_data(make_message(), timeout=10).check(451, "4.4.1")
+        assert time.monotonic() - started < 3.5, "the downstream timeout was not applied"
+
+
+def test_downstream_dropping_during_data_gives_451_and_delivers_nothing(start_gateway, make_sink):
+    sink = make_sink(drop_during_data=True)
+    gateway = start_gateway(sink=sink)
+    content = make_message(body="line of text to make the message longer\r\n" * 8000)  # ~330 KB
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        raw.send_data(content, timeout=15).check(451, "4.4.1")
+        # The gateway reconnects for the next transaction of the same session.
+        sink.drop_during_data = False
+        raw.cmd("RSET").check(250)
+        raw.transaction("a@example.com", ["b@example.org"], make_message(subject="retry")).check(250)
+    deliveries = sink.wait_for_messages(1)
+    assert len(deliveries) == 1 and b"Subject: retry" in deliveries[0].content()
+    assert sink.connections >= 2
+
+
+def test_downstream_dropping_after_the_dot_gives_451_and_delivers_nothing(start_gateway, make_sink):
+    sink = make_sink(drop_after_dot=True)
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        raw.send_data(make_message(), timeout=15).check(451, "4.4.1")
+        raw.cmd("NOOP").check(250)
+    time.sleep(0.3)
+    assert sink.messages == []
+
+
+def test_downstream_greeting_421_gives_a_4xx_at_rcpt(start_gateway, make_sink):
+    sink = make_sink(greeting="421 4.3.2 sink.test Service not available")
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250)
+        reply = raw.cmd("RCPT TO:<b@example.org>")
+        assert reply.code // 100 == 4, f"downstream trouble must be a 4xx, got {reply}"
+
+
+# ------------------------------------------------------------------------------- load
+@pytest.mark.time_limit(120)
+def test_1000_messages_from_20_concurrent_clients_arrive_exactly_once(gateway, sink):
+    clients, per_client = 20, 50
+    sent: dict[str, bytes] = {}
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def client(n: int) -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", gateway.port, local_hostname=f"client{n}.test",
+                              timeout=30) as smtp:
+                for i in range(per_client):
+                    mid = f"<c{n}-m{i}-{time.monotonic_ns()}@client.test>"
+                    content = make_message(message_id=mid, subject=f"client {n} message {i}",
+                                           body=f"Body of message {i} from client {n}.\r\n" * (1 + i % 7))
+                    with lock:
+                        sent[mid] = content
+                    smtp.sendmail("a@example.com", [f"user{n}@example.org"], content)
+                smtp.quit()
+        except Exception as e:  # reported below, with the client number
+            errors.append(f"client {n}: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=100)
+    assert not any(t.is_alive() for t in threads), "clients still running after 100 s"
+    assert not errors, "\n".join(errors[:10])
+    assert len(sent) == clients * per_client
+
+    deliveries = sink.wait_for_messages(len(sent), timeout=20)
+    counts = collections.Counter(message_id_of(d.content()) for d in deliveries)
+    duplicates = {mid: n for mid, n in counts.items() if n > 1}
+    assert not duplicates, f"delivered more than once: {list(duplicates.items())[:5]}"
+    assert set(counts) == set(sent), (f"missing: {list(set(sent) - set(counts))[:5]}, "
+                                      f"unexpected: {list(set(counts) - set(sent))[:5]}")
+    for d in deliveries:
+        content = sent[message_id_of(d.content())]
+        prepended_headers(d.content(), content)
+        n = int(message_id_of(content)[2:].split("-")[0])
+        assert d.rcpts == [f"user{n}@example.org"]
+
+
+# ------------------------------------------------------------------------------- Postfix
+def test_relay_to_postfix_smtp_sink(start_gateway, smtp_sink):
+    gateway = start_gateway(downstream_port=smtp_sink.port)
+    contents = [make_message(subject=f"to postfix {i}", body=f"hello {i}\r\n..dotted\r\n")
+                for i in range(5)]
+    with smtplib.SMTP("127.0.0.1", gateway.port, local_hostname=CLIENT_HELO, timeout=30) as smtp:
+        for content in contents:
+            assert smtp.sendmail("a@example.com", ["b@example.org"], content) == {}
+        smtp.quit()
+    dumps = smtp_sink.wait_for(len(contents))
+    assert len(dumps) == len(contents)
+    by_id = {message_id_of(postfix_dump_message(d)): postfix_dump_message(d) for d in dumps}
+    for content in contents:
+        dumped = by_id[message_id_of(content)]
+        # smtp-sink dumps with LF line ends (dots unstuffed) and an empty line after the message.
+        expected = content.replace(b"\r\n", b"\n") + b"\n"
+        assert dumped.endswith(expected), dumped
+        assert dumped.startswith(b"Received: from " + CLIENT_HELO.encode() + b" ([127.0.0.1])")
+
+
+@pytest.mark.skipif(not tool_available(SMTP_SOURCE), reason="smtp-source is not installed")
+@pytest.mark.time_limit(90)
+def test_postfix_smtp_source_through_the_gateway_into_smtp_sink(start_gateway, smtp_sink):
+    gateway = start_gateway(downstream_port=smtp_sink.port)
+    count = 100
+    result = run([SMTP_SOURCE, "-s", "5", "-m", str(count), "-l", "4000", "-d",
+                  "-f", "sender@example.com", "-t", "user@example.org",
+                  f"127.0.0.1:{gateway.port}"], timeout=60)
+    assert result.returncode == 0, f"smtp-source failed:\n{result.stdout}\n{result.stderr}"
+    assert len(smtp_sink.wait_for(count, timeout=20)) == count
