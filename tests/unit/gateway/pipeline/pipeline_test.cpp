@@ -1,0 +1,196 @@
+// Pipeline: verdicts fold in order, the first TempFail/Reject ends the phase, tags accumulate,
+// shadow stages only leave an outcome, jobs resume the run, and a job that never answers becomes
+// the stage's tempfail.
+#include <boost/test/unit_test.hpp>
+
+#include <deque>
+
+#include "gateway/pipeline/pipeline.h"
+
+namespace mailgate {
+namespace {
+
+class FixedStage final : public Stage {
+ public:
+  FixedStage(std::string name, PhaseMask phases, Verdict verdict, bool as_job = false)
+      : name_(std::move(name)), phases_(phases), verdict_(std::move(verdict)), as_job_(as_job) {}
+  std::string_view name() const override { return name_; }
+  PhaseMask phases() const override { return phases_; }
+  Step check(const StageInput&) const override {
+    ++calls;
+    if (as_job_) return Job([verdict = verdict_] { return verdict; });
+    return verdict_;
+  }
+  mutable int calls = 0;
+
+ private:
+  std::string name_;
+  PhaseMask phases_;
+  Verdict verdict_;
+  bool as_job_;
+};
+
+// Holds jobs until the test runs them, like the thread pool would; can also time them out.
+class DeferredRunner final : public JobRunner {
+ public:
+  void submit(Job job, Duration, Done done) override { pending.push_back({std::move(job), std::move(done)}); }
+  void runNext() {
+    auto entry = std::move(pending.front());
+    pending.pop_front();
+    entry.second(entry.first());
+  }
+  void timeOutNext() {
+    auto entry = std::move(pending.front());
+    pending.pop_front();
+    entry.second(std::nullopt);
+  }
+  std::deque<std::pair<Job, Done>> pending;
+};
+
+PipelineStage entry(std::unique_ptr<Stage> stage, StageMode mode = StageMode::Enforce) {
+  return PipelineStage{std::move(stage), mode, std::chrono::seconds(1)};
+}
+
+HeaderField header(std::string name) { return {std::move(name), "x"}; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(pipeline)
+
+BOOST_AUTO_TEST_CASE(tags_accumulate_and_first_reject_ends) {
+  std::vector<PipelineStage> stages;
+  auto data = phaseBit(Phase::EndOfData);
+  stages.push_back(entry(std::make_unique<FixedStage>("a", data, Verdict::tag({header("X-A")}, 1.5, "a"))));
+  stages.push_back(entry(std::make_unique<FixedStage>("b", data, Verdict::tag({header("X-B")}, 2.0, "b"))));
+  stages.push_back(entry(std::make_unique<FixedStage>("c", data, Verdict::reject(Reply::of(550, "5.7.1", "no"), "c"))));
+  auto never_owned = std::make_unique<FixedStage>("d", data, Verdict::proceed());
+  auto* never = never_owned.get();
+  stages.push_back(entry(std::move(never_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  InlineJobRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(result);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Reject));
+  BOOST_TEST(result->reply.summary() == "550 5.7.1 no");
+  BOOST_TEST(result->score == 3.5);
+  BOOST_TEST(result->headers.size() == 2u);
+  BOOST_TEST(result->outcomes.size() == 3u);
+  BOOST_TEST(never->calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(only_stages_hooking_the_phase_run) {
+  std::vector<PipelineStage> stages;
+  auto mail_only_owned = std::make_unique<FixedStage>("mail", phaseBit(Phase::MailFrom), Verdict::reject(Reply::of(550, "5.7.1", "no"), ""));
+  auto* mail_only = mail_only_owned.get();
+  stages.push_back(entry(std::move(mail_only_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  BOOST_TEST(pipeline->hooks(Phase::MailFrom));
+  BOOST_TEST(!pipeline->hooks(Phase::Rcpt));
+  InlineJobRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::Rcpt;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(result);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Continue));
+  BOOST_TEST(mail_only->calls == 0);
+}
+
+BOOST_AUTO_TEST_CASE(shadow_stage_is_logged_but_does_not_act) {
+  std::vector<PipelineStage> stages;
+  auto data = phaseBit(Phase::EndOfData);
+  stages.push_back(entry(std::make_unique<FixedStage>("s", data, Verdict::reject(Reply::of(550, "5.7.1", "no"), "would")),
+                         StageMode::Shadow));
+  stages.push_back(entry(std::make_unique<FixedStage>("t", data, Verdict::tag({header("X-T")}, 1, "t")), StageMode::Shadow));
+  auto pipeline = Pipeline::make(std::move(stages));
+  InlineJobRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(result);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Continue));
+  BOOST_TEST(result->headers.empty());
+  BOOST_REQUIRE(result->outcomes.size() == 2u);
+  BOOST_TEST(result->outcomes[0].shadow);
+  BOOST_TEST(result->outcomes[0].reason == "would");
+  BOOST_TEST(result->outcomes[0].reply == "550 5.7.1 no");
+}
+
+BOOST_AUTO_TEST_CASE(jobs_resume_the_run_in_order) {
+  std::vector<PipelineStage> stages;
+  auto rcpt = phaseBit(Phase::Rcpt);
+  stages.push_back(entry(std::make_unique<FixedStage>("job", rcpt, Verdict::tag({header("X-J")}, 1, "j"), true)));
+  auto after_owned = std::make_unique<FixedStage>("after", rcpt, Verdict::tempFail(Reply::of(451, "4.7.1", "later"), "t"));
+  auto* after = after_owned.get();
+  stages.push_back(entry(std::move(after_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::Rcpt;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_TEST(!result);  // waiting for the job
+  BOOST_TEST(after->calls == 0);
+  BOOST_REQUIRE(runner.pending.size() == 1u);
+  runner.runNext();
+  BOOST_REQUIRE(result);
+  BOOST_TEST(after->calls == 1);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::TempFail));
+  BOOST_TEST(result->headers.empty() == false);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_that_times_out_is_a_tempfail) {
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::make_unique<FixedStage>("slow", phaseBit(Phase::MailFrom), Verdict::proceed(), true)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::MailFrom;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runner.timeOutNext();
+  BOOST_REQUIRE(result);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::TempFail));
+  BOOST_TEST(result->reply.code() == 451);
+  BOOST_TEST(result->reply.enhanced() == "4.3.0");
+  BOOST_TEST(result->outcomes[0].reason.find("did not answer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_run_keeps_its_pipeline_alive) {
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::make_unique<FixedStage>("job", phaseBit(Phase::Rcpt), Verdict::proceed(), true)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  bool done = false;
+  StageInput input;
+  input.phase = Phase::Rcpt;
+  pipeline->run(input, runner, [&](PhaseResult) { done = true; });
+  pipeline.reset();  // a reload replaced it while the job ran
+  runner.runNext();
+  BOOST_TEST(done);
+}
+
+BOOST_AUTO_TEST_CASE(max_message_bytes_is_the_smallest_limit) {
+  class Limit final : public Stage {
+   public:
+    explicit Limit(uint64_t limit) : limit_(limit) {}
+    std::string_view name() const override { return "limit"; }
+    PhaseMask phases() const override { return 0; }
+    Step check(const StageInput&) const override { return Verdict::proceed(); }
+    std::optional<uint64_t> maxMessageBytes() const override { return limit_; }
+    uint64_t limit_;
+  };
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::make_unique<Limit>(500)));
+  stages.push_back(entry(std::make_unique<Limit>(300)));
+  BOOST_TEST(*Pipeline::make(std::move(stages))->maxMessageBytes() == 300u);
+  BOOST_TEST(!Pipeline::make({})->maxMessageBytes());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace mailgate
