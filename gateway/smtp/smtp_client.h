@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/smtp/address.h"
 #include "gateway/smtp/reply.h"
@@ -28,6 +29,7 @@ class SmtpClient {
   static constexpr std::size_t max_reply_lines = 100;
 
   // Each call queues one command's bytes in the output and remembers that a reply is owed.
+  // mail() adds SIZE= and BODY= only when the last EHLO reply advertised SIZE / 8BITMIME.
   void expectGreeting();
   void ehlo(std::string_view name);
   void helo(std::string_view name);
@@ -78,6 +80,7 @@ class SmtpClient {
   bool content_ended_with_crlf_ = true;
   bool pipelining_ = false;
   bool eight_bit_mime_ = false;
+  bool size_advertised_ = false;
   std::optional<uint64_t> max_size_;
   bool failed_ = false;
   std::string failure_;

@@ -238,7 +238,8 @@ SessionEvent SmtpSession::dataLines() {
         // Too long already: drop what we have, keep dropping until its LF.
         discarding_long_line_ = true;
         data_flaw_ = data_flaw_ == Flaw::None ? Flaw::LineTooLong : data_flaw_;
-        previous_line_ended_crlf_ = false;
+        // Whether the line ends in CRLF may hang on this last byte, if its LF comes next.
+        discarded_cr_last_ = data[end - 1] == '\r';
         consumed_ = end;
       }
       break;
@@ -246,7 +247,7 @@ SessionEvent SmtpSession::dataLines() {
     std::size_t length = static_cast<std::size_t>(lf - start) + 1;
     std::string_view line(start, length);
     consumed_ += length;
-    bool ends_crlf = length >= 2 && line[length - 2] == '\r';
+    bool ends_crlf = length >= 2 ? line[length - 2] == '\r' : discarding_long_line_ && discarded_cr_last_;
     if (discarding_long_line_) {
       discarding_long_line_ = false;
       previous_line_ended_crlf_ = ends_crlf;

@@ -108,6 +108,7 @@ class SmtpSession {
   std::string chunk_;  // unstuffed content handed out by the last DataChunk
   std::optional<session_event::Helo> deferred_helo_;
   bool discarding_long_line_ = false;
+  bool discarded_cr_last_ = false;
   uint32_t protocol_errors_ = 0;
   // Transaction state
   uint32_t recipients_tried_ = 0;
