@@ -28,6 +28,8 @@ constexpr Duration max_server_timeout = std::chrono::hours(24);
 constexpr int64_t max_recipients_limit = 100000;
 constexpr int64_t max_connections_limit = 1000000;
 constexpr int64_t max_workers = 256;
+// Idle downstream connections kept per worker; each holds a socket on the mailbox server.
+constexpr int64_t max_idle_connections = 1000;
 constexpr int64_t max_dns_retries = 10;  // each waits dns.timeout: more only delays a tempfail
 // Memory held per transaction before spilling to the spool file; above this, many concurrent
 // transactions could exhaust memory, which is what the spool file is there to avoid.
@@ -210,6 +212,8 @@ void ConfigLoader::readDownstream(Settings& table) {
       required(table, "address", "\"10.0.0.5:25\"", [&] { return table.hostPort("address", smtp_port); });
   readDuration(table, "timeout", downstream.timeout);
   readDuration(table, "connect_timeout", downstream.connect_timeout);
+  readInteger(table, "idle_connections", 0, max_idle_connections, downstream.idle_connections);
+  readServerTimeout(table, "idle_timeout", downstream.idle_timeout);
   if (auto helo = table.string("helo")) {
     if (!isDomainName(*helo))
       table.fail("helo", notADomain(*helo));
@@ -352,6 +356,8 @@ domains = ["localhost", "localhost.localdomain"]   # recipient domains accepted;
 # address = "10.0.0.5:25"
 # timeout = "60s"
 # connect_timeout = "10s"
+# idle_connections = 16                  # per worker, kept open between client sessions
+# idle_timeout = "10s"                   # an idle downstream connection is closed after this
 # helo = "mx.example.org"                # default: server.hostname
 
 [maildir]

@@ -156,8 +156,7 @@ void ClientConnection::handle(SessionEvent& event) {
                  [this](ev::Refused& refused) { onRefused(refused); },
                  [this](ev::Quit&) {
                    abandonTransaction("quit");
-                   if (downstream_) downstream_->close();
-                   downstream_.reset();
+                   releaseDownstream();
                  },
              },
              event);
@@ -285,7 +284,7 @@ void ClientConnection::relayRecipient(const Path& recipient) {
   const Config& config = *runtime_->config;
   if (!downstream_ || downstream_->broken()) {
     std::string helo = config.downstream.helo.empty() ? config.server.hostname : config.downstream.helo;
-    downstream_ = Downstream::create(worker_.loop(), config.downstream, std::move(helo));
+    downstream_ = worker_.downstreams().acquire(config.downstream, helo);
   }
   Transaction& transaction = *transaction_;
   auto asked = std::chrono::steady_clock::now();
@@ -301,6 +300,12 @@ void ClientConnection::relayRecipient(const Path& recipient) {
                            if (reply.positive()) transaction.accepted.push_back(recipient);
                            self->answer(reply);
                          });
+}
+
+void ClientConnection::releaseDownstream() {
+  if (!downstream_) return;
+  worker_.downstreams().release(std::move(downstream_), runtime_->config->downstream);
+  downstream_.reset();
 }
 
 void ClientConnection::onData(std::string_view bytes) {
@@ -522,8 +527,7 @@ void ClientConnection::closeConnection() {
   if (!closing_) {
     closing_ = true;
     abandonTransaction("connection closed");
-    if (downstream_) downstream_->close();
-    downstream_.reset();
+    releaseDownstream();
     stopReading();
     uv_timer_stop(&idle_timer_);
     uv_timer_stop(&command_timer_);

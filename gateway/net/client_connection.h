@@ -46,6 +46,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void finishTransaction(const Reply& reply);
   void abandonTransaction(std::string_view why);
   void relayRecipient(const Path& recipient);
+  // Hands the downstream connection back to the worker's pool for the next session.
+  void releaseDownstream();
   StageInput stageInput(Phase phase) const;
   std::string ehloReply() const;
 

@@ -119,6 +119,7 @@ void Worker::startDrain(Duration bound) {
   for (auto& listener : listeners_)
     uv_close(reinterpret_cast<uv_handle_t*>(listener.release()), [](uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); });
   listeners_.clear();
+  downstreams_.clear();
   std::vector<ClientConnection*> connections(connections_.begin(), connections_.end());
   for (auto* connection : connections) connection->drain();
   uv_timer_start(&drain_timer_, [](uv_timer_t* timer) { static_cast<Worker*>(timer->data)->closeAll(); },

@@ -18,6 +18,7 @@
 #include "gateway/config/config.h"
 #include "gateway/net/shared_state.h"
 #include "gateway/net/thread_pool.h"
+#include "gateway/relay/downstream_pool.h"
 
 namespace mailgate {
 
@@ -43,6 +44,7 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   SharedState& shared() { return shared_; }
   JobRunner& jobs() { return jobs_; }
+  DownstreamPool& downstreams() { return downstreams_; }
   bool draining() const { return draining_; }
   unsigned index() const { return index_; }
   // One buffer for every read on this loop: a read callback consumes its bytes before the next
@@ -70,6 +72,7 @@ class Worker {
   bool wakeup_closed_ = false;  // guarded by posted_mutex_
   std::unordered_set<ClientConnection*> connections_;
   UvJobRunner jobs_{&loop_};
+  DownstreamPool downstreams_{&loop_};
   bool draining_ = false;
   std::array<char, read_buffer_octets> read_buffer_{};
 };

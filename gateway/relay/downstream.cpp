@@ -115,6 +115,17 @@ void Downstream::close() {
   pump();
 }
 
+void Downstream::park(Duration idle_timeout) {
+  parked_ = true;
+  idle_timeout_ = idle_timeout;
+  if (in_flight_.empty() && unsent_.empty()) armTimer(idle_timeout);
+}
+
+void Downstream::unpark() {
+  parked_ = false;
+  if (in_flight_.empty() && unsent_.empty()) uv_timer_stop(&timer_);
+}
+
 void Downstream::connect() {
   state_ = State::Connecting;
   armTimer(config_.connect_timeout);
@@ -203,6 +214,7 @@ void Downstream::pump() {
   }
   flush();
   if (!in_flight_.empty() || streaming_) armTimer(config_.timeout);
+  else if (parked_) armTimer(idle_timeout_);
   else uv_timer_stop(&timer_);
 }
 
@@ -358,6 +370,10 @@ void Downstream::writeCallback(uv_write_t* request, int status) {
 void Downstream::timerCallback(uv_timer_t* timer) {
   auto* self = static_cast<Downstream*>(timer->data);
   auto keep_alive = self->self_;
+  if (self->parked_ && self->in_flight_.empty() && self->unsent_.empty()) {
+    self->close();  // idle long enough: a polite QUIT
+    return;
+  }
   self->fail(self->state_ == State::Connected ? "timed out" : "connect timed out");
 }
 

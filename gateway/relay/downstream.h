@@ -41,6 +41,15 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   // QUIT, then close once it is answered (or at once when broken).
   void close();
 
+  // Between client sessions (in a DownstreamPool): closed with QUIT after `idle_timeout`, or
+  // dropped when the server closes it first.
+  void park(Duration idle_timeout);
+  void unpark();
+  // Fit for another client session: not broken, no transaction open.
+  bool reusable() const { return !broken() && !in_transaction_ && !streaming_; }
+  // Connections are shared only between sessions with the same downstream and EHLO name.
+  std::string key() const { return config_.address->text() + " " + helo_name_; }
+
   bool broken() const { return state_ == State::Broken || state_ == State::Closed; }
   bool inTransaction() const { return in_transaction_; }
 
@@ -84,6 +93,8 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   std::shared_ptr<Downstream> self_;  // keeps this alive until both handles are closed
   State state_ = State::Idle;
   SmtpClient client_;
+  bool parked_ = false;
+  Duration idle_timeout_{0};
   bool greeted_ = false;  // the EHLO reply is in: PIPELINING is known
   bool in_transaction_ = false;
   std::optional<Reply> mail_refused_;  // MAIL's refusal, given to every RCPT of the transaction

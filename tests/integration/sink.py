@@ -282,6 +282,17 @@ class Sink:
         with self._lock:
             self._messages.clear()
 
+    def close_idle_connections(self) -> None:
+        """Closes every open connection, as a server's own idle timeout would (for connections
+        that are idle between transactions)."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     # ----------------------------------------------------------------------------- server
     def _accept_loop(self) -> None:
         while True:

@@ -319,3 +319,46 @@ def test_postfix_smtp_source_through_the_gateway_into_smtp_sink(start_gateway, s
                   f"127.0.0.1:{gateway.port}"], timeout=60)
     assert result.returncode == 0, f"smtp-source failed:\n{result.stdout}\n{result.stderr}"
     assert len(smtp_sink.wait_for(count, timeout=20)) == count
+
+
+# ------------------------------------------------------------------------- connection reuse
+def test_downstream_connection_is_reused_by_the_next_session(start_gateway, sink):
+    """downstream.idle_connections: a session's downstream connection waits for the next one."""
+    gw = start_gateway(sink=sink, server={"workers": 1})
+    for number in range(3):
+        assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message(subject=f"reuse {number}")) == {}
+    sink.wait_for_messages(3)
+    assert sink.connections == 1
+
+
+def test_idle_downstream_connection_is_closed_after_idle_timeout(start_gateway, sink):
+    gw = start_gateway(sink=sink, server={"workers": 1}, downstream={"idle_timeout": "1s"})
+    assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message()) == {}
+    sink.wait_for_messages(1)
+    deadline = time.monotonic() + 5
+    while sink.active_connections and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sink.active_connections == 0, "the idle downstream connection was not closed"
+    assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message()) == {}
+    sink.wait_for_messages(2)
+    assert sink.connections == 2
+
+
+def test_no_idle_downstream_connections_when_disabled(start_gateway, sink):
+    gw = start_gateway(sink=sink, server={"workers": 1}, downstream={"idle_connections": 0})
+    for number in range(2):
+        assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message(subject=f"n {number}")) == {}
+    sink.wait_for_messages(2)
+    assert sink.connections == 2
+
+
+def test_downstream_closing_an_idle_connection_does_not_fail_the_next_session(start_gateway, make_sink):
+    """The mailbox server may close an idle connection first; the next session gets a fresh one."""
+    sink = make_sink()
+    gw = start_gateway(sink=sink, server={"workers": 1})
+    assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message()) == {}
+    sink.wait_for_messages(1)
+    sink.close_idle_connections()
+    time.sleep(0.3)
+    assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message()) == {}
+    sink.wait_for_messages(2)

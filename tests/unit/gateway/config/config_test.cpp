@@ -108,6 +108,8 @@ proxy_sources = ["10.0.0.0/8", "2001:db8::/32"]
 address = "mailbox.example.org"
 timeout = "45s"
 connect_timeout = "3s"
+idle_connections = 4
+idle_timeout = "2s"
 helo = "gw.example.org"
 
 [maildir]
@@ -165,6 +167,8 @@ on_fail = "reject"
   BOOST_TEST(config.downstream.address->text() == "mailbox.example.org:25");
   BOOST_TEST((config.downstream.timeout == 45s));
   BOOST_TEST((config.downstream.connect_timeout == 3s));
+  BOOST_TEST(config.downstream.idle_connections == 4u);
+  BOOST_TEST((config.downstream.idle_timeout == 2s));
   BOOST_TEST(config.downstream.helo == "gw.example.org");
   BOOST_TEST(config.maildir.path == "/srv/maildir");
   BOOST_TEST(config.spool.path == "/var/spool/mailgate");
@@ -247,6 +251,8 @@ BOOST_AUTO_TEST_CASE(each_rule_names_the_key_and_the_line) {
        "more than 0"},
       {lines({"[downstream]", "address = \"10.0.0.5:25\"", "connect_timeout = \"0s\""}),
        "downstream.connect_timeout", 3, "more than 0"},
+      {lines({"[downstream]", "address = \"10.0.0.5:25\"", "idle_connections = 1001"}),
+       "downstream.idle_connections", 3, "1000"},
       {lines({"[downstream]", "address = \"10.0.0.5:25\"", "helo = \"not a name\""}), "downstream.helo", 3,
        "not a valid domain"},
       {lines({"[maildir]", "path = \"\""}), "maildir.path", 2, "must not be empty"},
