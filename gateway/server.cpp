@@ -2,6 +2,8 @@
 
 #include <uv.h>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +63,13 @@ void stop(Controller& controller) {
 
 int runServer(Config config, std::optional<std::string> config_path) {
   std::signal(SIGPIPE, SIG_IGN);
+  // Until the handlers below are in place, SIGTERM/SIGHUP wait instead of killing the process
+  // (a supervisor may signal as soon as the port answers); worker threads inherit the mask, so
+  // only this thread ever takes them.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int signal_number : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, signal_number);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   setenv("UV_THREADPOOL_SIZE", default_thread_pool_size, 0);
 
   auto runtime = makeRuntime(std::move(config));
@@ -109,6 +118,7 @@ int runServer(Config config, std::optional<std::string> config_path) {
   uv_signal_start(&controller.interrupt, on_stop, SIGINT);
   uv_signal_start(&controller.hangup, [](uv_signal_t* signal, int) { reload(*static_cast<Controller*>(signal->data)); },
                   SIGHUP);
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   uv_run(loop, UV_RUN_DEFAULT);
   for (auto& worker : workers) worker->join();
   workers.clear();

@@ -1,5 +1,6 @@
 #include "gateway/net/client_connection.h"
 
+#include "gateway/net/proxy_protocol.h"
 #include "gateway/net/thread_pool.h"
 #include "gateway/net/worker.h"
 #include "gateway/relay/trace_header.h"
@@ -73,6 +74,51 @@ void ClientConnection::start() {
   uv_tcp_nodelay(&tcp_, 1);
 
   const ServerConfig& server = runtime_->config->server;
+  if (!server.proxy_protocol) {
+    begin({});
+    return;
+  }
+  // Only a trusted proxy may say who the client is; anyone else is cut off before a word.
+  bool trusted = false;
+  for (const auto& source : server.proxy_sources) trusted = trusted || cidrContains(source, facts_.client_ip);
+  if (!trusted) {
+    worker_.shared().log().write(connectionRecord(facts_, Reply::of(421, "4.7.0", "Error: not a trusted proxy"),
+                                                  "PROXY protocol from an address outside server.proxy_sources"));
+    closeConnection();
+    return;
+  }
+  awaiting_proxy_ = true;
+  armTimers();
+  startReading();
+}
+
+void ClientConnection::onProxyBytes(std::string_view bytes) {
+  proxy_buffer_.append(bytes);
+  auto parsed = parseProxyHeader(proxy_buffer_);
+  if (parsed && !*parsed) {
+    if (proxy_buffer_.size() < max_proxy_header_octets) return;
+    parsed = std::unexpected(std::string("PROXY header: too long"));
+  }
+  if (!parsed) {
+    worker_.shared().log().write(connectionRecord(facts_, Reply::of(421, "4.7.0", "Error: bad PROXY header"), parsed.error()));
+    closeConnection();
+    return;
+  }
+  awaiting_proxy_ = false;
+  const ProxyHeader& header = **parsed;
+  if (header.source_ip) {
+    facts_.client_ip = *header.source_ip;
+    facts_.client_port = header.source_port;
+  }
+  std::string rest = proxy_buffer_.substr(header.length);
+  std::string().swap(proxy_buffer_);
+  begin(rest);
+}
+
+void ClientConnection::begin(std::string_view early_bytes) {
+  const ServerConfig& server = runtime_->config->server;
+  // Bytes sent before the greeting wait in the session until it is sent.
+  session_.receive(early_bytes);
   auto verdict = worker_.shared().limiter().acquire(facts_.client_ip, server.max_connections,
                                                     server.max_connections_per_client);
   if (verdict != ConnectionLimiter::Verdict::Accepted) {
@@ -82,30 +128,32 @@ void ClientConnection::start() {
     worker_.shared().log().write(connectionRecord(facts_, reply, verdict == ConnectionLimiter::Verdict::TooManyTotal
                                                                      ? "max_connections"
                                                                      : "max_connections_per_client"));
-    session_.greet(reply);
-    drive();
+    greet(reply);
     return;
   }
   limited_ = true;
   if (worker_.draining()) {
-    session_.greet(shuttingDown());
-    drive();
+    greet(shuttingDown());
     return;
   }
   runPhase(Phase::Connect, [this](PhaseResult result) {
     if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) {
-      // A refused connection: RFC 5321 §3.1 allows 554 as the greeting; the client then QUITs.
       worker_.shared().log().write(connectionRecord(facts_, result.reply, "connect stage"));
-      session_.greet(result.reply.code() == 421 ? result.reply : Reply::of(421, "4.7.0", "Error: connection refused"));
+      greet(result.reply.code() == 421 ? result.reply : Reply::of(421, "4.7.0", "Error: connection refused"));
     } else {
-      session_.greet(Reply::of(220, "", runtime_->config->server.hostname + " ESMTP mailgate"));
+      greet(Reply::of(220, "", runtime_->config->server.hostname + " ESMTP mailgate"));
     }
-    drive();
   });
 }
 
+void ClientConnection::greet(const Reply& reply) {
+  greeted_ = true;
+  session_.greet(reply);
+  drive();
+}
+
 void ClientConnection::drive() {
-  if (driving_ || closing_) return;
+  if (driving_ || closing_ || !greeted_) return;
   driving_ = true;
   auto keep_alive = self_;
   while (!closing_) {
@@ -494,7 +542,12 @@ void ClientConnection::onRead(ssize_t nread, const uv_buf_t* buffer) {
     closeConnection();
     return;
   }
-  session_.receive(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
+  std::string_view bytes(buffer->base, static_cast<std::size_t>(nread));
+  if (awaiting_proxy_) {
+    onProxyBytes(bytes);
+    return;
+  }
+  session_.receive(bytes);
   drive();
 }
 
@@ -519,6 +572,10 @@ void ClientConnection::onTimeout(const char* which) {
   Reply reply = Reply::of(421, "4.4.2", runtime_->config->server.hostname + " Error: timeout exceeded");
   abandonTransaction(which);
   worker_.shared().log().write(connectionRecord(facts_, reply, which));
+  if (!greeted_) {  // still waiting for the PROXY header: the proxy gets no SMTP reply
+    closeConnection();
+    return;
+  }
   session_.close(reply);
   drive();
 }

@@ -33,6 +33,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
  private:
   ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime);
   void start();
+  void onProxyBytes(std::string_view bytes);
+  void begin(std::string_view early_bytes);
+  void greet(const Reply& reply);
   void drive();
   void handle(SessionEvent& event);
   void onHelo(session_event::Helo& helo);
@@ -79,6 +82,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   std::optional<Path> deciding_recipient_;  // the RCPT the pipeline is deciding on
   uint64_t transactions_ = 0;
   std::shared_ptr<Downstream> downstream_;
+  bool awaiting_proxy_ = false;  // server.proxy_protocol: the PROXY header comes first
+  std::string proxy_buffer_;
+  bool greeted_ = false;
   bool driving_ = false;
   bool awaiting_ = false;  // the session waits for answer()
   bool reading_ = false;

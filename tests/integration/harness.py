@@ -550,6 +550,8 @@ class Gateway:
                     f"command: {' '.join(self.command())}\nstderr:\n{self.stderr_text()}")
             try:
                 with Raw(self.port, self.host, timeout=2.0) as probe:
+                    if self.speaks_proxy_protocol:
+                        probe.send(b"PROXY UNKNOWN\r\n")  # a health check, as HAProxy sends it
                     probe.read_reply().check(220)
                     probe.cmd("QUIT")
                     probe.expect_closed(2.0)
@@ -560,6 +562,12 @@ class Gateway:
                         f"{self.name} did not accept connections on {self.host}:{self.port} within "
                         f"{timeout} s\nstderr:\n{self.stderr_text()}")
                 time.sleep(0.05)
+
+    @property
+    def speaks_proxy_protocol(self) -> bool:
+        if self.config_path is None:
+            return False
+        return re.search(r"^proxy_protocol\s*=\s*true", self.config_path.read_text(), re.M) is not None
 
     def signal(self, sig: int) -> None:
         assert self.running, f"{self.name} is not running"
