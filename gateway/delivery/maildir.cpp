@@ -128,6 +128,11 @@ std::expected<Maildir, std::string> Maildir::open(std::string path) {
 }
 
 std::expected<std::string, std::string> Maildir::deliver(std::string_view headers, const Spool& spool) const {
+  // A non-owning pointer: the caller's spool outlives this call.
+  return deliver(OutgoingMessage(std::string(headers), std::shared_ptr<const Spool>(std::shared_ptr<void>(), &spool), {}));
+}
+
+std::expected<std::string, std::string> Maildir::deliver(const OutgoingMessage& message) const {
   std::string name = uniqueName();
   std::string temporary = path_ + "/tmp/" + name;
   std::string final_path = path_ + "/new/" + name;
@@ -136,12 +141,9 @@ std::expected<std::string, std::string> Maildir::deliver(std::string_view header
   if (file.get() < 0) return std::unexpected(failure("creating", temporary, errno));
   RemoveUnlessKept cleanup(temporary);
 
-  if (int error = writeAll(file.get(), headers.data(), headers.size()); error != 0) {
-    return std::unexpected(failure("writing", temporary, error));
-  }
   std::vector<char> chunk(copy_chunk);
-  for (uint64_t offset = 0; offset < spool.size();) {
-    auto got = spool.read(offset, chunk.data(), chunk.size());
+  for (uint64_t offset = 0; offset < message.size();) {
+    auto got = message.read(offset, chunk.data(), chunk.size());
     if (!got) return std::unexpected("reading the message for " + temporary + ": " + got.error());
     // Delivering a truncated message would be worse than a 4xx and a retry.
     if (*got == 0) return std::unexpected("reading the message for " + temporary + ": it ends early");

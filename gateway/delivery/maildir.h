@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "gateway/relay/outgoing_message.h"
 #include "gateway/spool/spool.h"
 
 namespace mailgate {
@@ -21,6 +22,8 @@ class Maildir {
   // Writes `headers` (already CRLF-terminated header lines) followed by the spool's content.
   // Returns the file's name in new/. Safe to call from several threads at once.
   std::expected<std::string, std::string> deliver(std::string_view headers, const Spool& spool) const;
+  // The message as it leaves the gateway (added headers, content less omitted fields).
+  std::expected<std::string, std::string> deliver(const OutgoingMessage& message) const;
 
   const std::string& path() const { return path_; }
 

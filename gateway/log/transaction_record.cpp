@@ -18,6 +18,16 @@ double milliseconds(std::chrono::microseconds duration) { return static_cast<dou
 
 }  // namespace
 
+bool Transaction::absorb(PhaseResult result) {
+  for (auto& outcome : result.outcomes) outcomes.push_back(std::move(outcome));
+  if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) return true;
+  for (auto& header : result.headers) headers.push_back(std::move(header));
+  for (auto& entry : result.auth_results) auth_results.push_back(std::move(entry));
+  score += result.score;
+  tagged |= result.kind == Verdict::Kind::Tag;
+  return false;
+}
+
 std::string actionOf(const Reply& reply, bool tagged) {
   if (reply.positive()) return tagged ? "tag" : "accept";
   return reply.transient() ? "tempfail" : "reject";
@@ -45,6 +55,7 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
     if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
     if (outcome.shadow) stage["shadow"] = true;
     if (outcome.kind == Verdict::Kind::Tag) stage["score"] = outcome.score;
+    for (const auto& [key, value] : outcome.details) stage[key] = value;
     stages.push_back(std::move(stage));
   }
   record["stages"] = std::move(stages);

@@ -34,10 +34,15 @@ struct Transaction {
   std::optional<std::string> spool_error;
   uint64_t size = 0;
   bool data_received = false;
-  std::vector<HeaderField> headers;  // from Tag verdicts, prepended at delivery
+  std::vector<HeaderField> headers;       // trace headers from stages, prepended at delivery
+  std::vector<std::string> auth_results;  // for the one Authentication-Results header
   double score = 0;
   bool tagged = false;
   std::vector<StageOutcome> outcomes;
+  std::shared_ptr<TransactionScratch> scratch = std::make_shared<TransactionScratch>();
+
+  // Takes in one phase's result; true when it ended the transaction (TempFail or Reject).
+  bool absorb(PhaseResult result);
   std::string downstream_reply;
   std::chrono::microseconds downstream_time{0};
 };

@@ -3,6 +3,7 @@
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/net/thread_pool.h"
 #include "gateway/net/worker.h"
+#include "gateway/relay/outgoing_message.h"
 #include "gateway/relay/trace_header.h"
 
 namespace mailgate {
@@ -196,7 +197,7 @@ void ClientConnection::handle(SessionEvent& event) {
                    transaction_->size = refused.size;
                    transaction_->outcomes.push_back(StageOutcome{refused.reply.code() == 552 ? "size_limit" : "smtp",
                                                                  Phase::EndOfData, Verdict::Kind::Reject, refused.reason,
-                                                                 refused.reply.summary(), 0, false, {}});
+                                                                 refused.reply.summary(), 0, false, {}, {}});
                    if (downstream_) downstream_->reset();
                    finishTransaction(refused.reply);
                  },
@@ -257,6 +258,9 @@ StageInput ClientConnection::stageInput(Phase phase) const {
     input.message_size = transaction_->size;
   }
   if (phase == Phase::Rcpt) input.recipient = deciding_recipient_;
+  input.hostname = runtime_->config->server.hostname;
+  if (transaction_) input.scratch = transaction_->scratch;
+  input.background = &worker_.jobs();
   return input;
 }
 
@@ -279,16 +283,12 @@ void ClientConnection::onMail(ev::Mail& mail) {
   transaction.body = mail.command.body;
   transaction.spool = std::make_shared<Spool>(config.spool.path, config.spool.memory_limit);
   runPhase(Phase::MailFrom, [this](PhaseResult result) {
-    Transaction& transaction = *transaction_;
-    for (auto& outcome : result.outcomes) transaction.outcomes.push_back(std::move(outcome));
-    if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) {
-      finishTransaction(result.reply);
-      answer(result.reply);
+    Reply reply = result.reply;
+    if (transaction_->absorb(std::move(result))) {
+      finishTransaction(reply);
+      answer(reply);
       return;
     }
-    for (auto& header : result.headers) transaction.headers.push_back(std::move(header));
-    transaction.score += result.score;
-    transaction.tagged |= result.kind == Verdict::Kind::Tag;
     answer(Reply::of(250, "2.1.0", "Ok"));
   });
 }
@@ -308,15 +308,12 @@ void ClientConnection::onRcpt(ev::Rcpt& rcpt) {
   runPhase(Phase::Rcpt, [this, recipient](PhaseResult result) {
     deciding_recipient_.reset();
     Transaction& transaction = *transaction_;
-    for (auto& outcome : result.outcomes) transaction.outcomes.push_back(std::move(outcome));
-    if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) {
-      transaction.recipients.push_back({recipient.address(), result.reply.summary()});
-      answer(result.reply);
+    Reply refusal = result.reply;
+    if (transaction.absorb(std::move(result))) {
+      transaction.recipients.push_back({recipient.address(), refusal.summary()});
+      answer(refusal);
       return;
     }
-    for (auto& header : result.headers) transaction.headers.push_back(std::move(header));
-    transaction.score += result.score;
-    transaction.tagged |= result.kind == Verdict::Kind::Tag;
     if (runtime_->maildir) {
       Reply reply = Reply::of(250, "2.1.5", "Ok");
       transaction.recipients.push_back({recipient.address(), reply.summary()});
@@ -372,24 +369,20 @@ void ClientConnection::onEndOfData(uint64_t size) {
   if (transaction.spool_error) {
     Reply reply = Reply::of(451, "4.3.0", "Error: cannot store the message, try again later");
     transaction.outcomes.push_back(StageOutcome{"spool", Phase::EndOfData, Verdict::Kind::TempFail,
-                                                *transaction.spool_error, reply.summary(), 0, false, {}});
+                                                *transaction.spool_error, reply.summary(), 0, false, {}, {}});
     if (downstream_) downstream_->reset();
     finishTransaction(reply);
     answer(reply);
     return;
   }
   runPhase(Phase::EndOfData, [this](PhaseResult result) {
-    Transaction& transaction = *transaction_;
-    for (auto& outcome : result.outcomes) transaction.outcomes.push_back(std::move(outcome));
-    if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) {
+    Reply refusal = result.reply;
+    if (transaction_->absorb(std::move(result))) {
       if (downstream_) downstream_->reset();
-      finishTransaction(result.reply);
-      answer(result.reply);
+      finishTransaction(refusal);
+      answer(refusal);
       return;
     }
-    for (auto& header : result.headers) transaction.headers.push_back(std::move(header));
-    transaction.score += result.score;
-    transaction.tagged |= result.kind == Verdict::Kind::Tag;
     deliver();
   });
 }
@@ -398,8 +391,20 @@ void ClientConnection::deliver() {
   Transaction& transaction = *transaction_;
   TraceInfo trace{facts_.helo, facts_.client_ip, runtime_->config->server.hostname, esmtp_, transaction.id,
                   transaction.accepted, std::chrono::system_clock::now()};
+  const std::string& hostname = runtime_->config->server.hostname;
   std::string headers = receivedHeader(trace);
+  if (!transaction.auth_results.empty()) headers += authenticationResultsHeader(hostname, transaction.auth_results);
   for (const auto& header : transaction.headers) headers += header.line();
+  // RFC 8601 §5: a field claiming our authserv-id did not come from us and must not pass.
+  auto forged = forgedAuthenticationResults(*transaction.spool, hostname);
+  if (!forged) {
+    Reply reply = Reply::of(451, "4.3.0", "Error: cannot read the message, try again later");
+    if (downstream_) downstream_->reset();
+    finishTransaction(reply);
+    answer(reply);
+    return;
+  }
+  auto message = std::make_shared<const OutgoingMessage>(std::move(headers), transaction.spool, std::move(*forged));
   auto sent = std::chrono::steady_clock::now();
   std::weak_ptr<ClientConnection> weak = shared_from_this();
   auto delivered = [weak, sent](const Reply& reply) {
@@ -418,11 +423,10 @@ void ClientConnection::deliver() {
   };
   if (runtime_->maildir) {
     auto runtime = runtime_;
-    auto spool = transaction.spool;
     auto result = std::make_shared<std::expected<std::string, std::string>>();
     queueWork(
         worker_.loop(),
-        [runtime, spool, headers = std::move(headers), result] { *result = runtime->maildir->deliver(headers, *spool); },
+        [runtime, message, result] { *result = runtime->maildir->deliver(*message); },
         [delivered, result]() mutable {
           if (*result) {
             delivered(Reply::of(250, "2.0.0", "Ok: queued as " + **result));
@@ -436,7 +440,7 @@ void ClientConnection::deliver() {
     delivered(Downstream::unavailable("no connection"));
     return;
   }
-  downstream_->message(std::move(headers), transaction.spool, delivered);
+  downstream_->message(std::move(message), delivered);
 }
 
 void ClientConnection::onRefused(const ev::Refused& refused) {

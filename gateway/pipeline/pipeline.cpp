@@ -66,17 +66,20 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
   StageOutcome outcome{std::string(entry.stage->name()), phase, verdict.kind, verdict.reason,
                        verdict.ends() ? verdict.reply.summary() : std::string(), verdict.score,
                        entry.mode == StageMode::Shadow,
-                       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started)};
+                       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
+                       std::move(verdict.details)};
   result.outcomes.push_back(std::move(outcome));
   // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens.
   if (entry.mode == StageMode::Shadow) return false;
   switch (verdict.kind) {
     case Verdict::Kind::Continue:
-      return false;
     case Verdict::Kind::Tag:
-      if (result.kind == Verdict::Kind::Continue) result.kind = Verdict::Kind::Tag;
-      result.score += verdict.score;
+      if (verdict.kind == Verdict::Kind::Tag) {
+        if (result.kind == Verdict::Kind::Continue) result.kind = Verdict::Kind::Tag;
+        result.score += verdict.score;
+      }
       for (auto& header : verdict.headers) result.headers.push_back(std::move(header));
+      for (auto& entry : verdict.auth_results) result.auth_results.push_back(std::move(entry));
       return false;
     case Verdict::Kind::TempFail:
     case Verdict::Kind::Reject:

@@ -40,12 +40,14 @@ struct StageOutcome {
   double score = 0;
   bool shadow = false;  // what the stage would have done; the transaction went on
   std::chrono::microseconds duration{0};
+  std::vector<std::pair<std::string, std::string>> details;
 };
 
 struct PhaseResult {
   Verdict::Kind kind = Verdict::Kind::Continue;  // Continue, Tag, TempFail or Reject
   Reply reply;                                   // TempFail, Reject
   std::vector<HeaderField> headers;
+  std::vector<std::string> auth_results;
   double score = 0;
   std::vector<StageOutcome> outcomes;
 };

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,25 @@ using PhaseMask = uint32_t;
 constexpr PhaseMask phaseBit(Phase phase) { return PhaseMask{1} << static_cast<unsigned>(phase); }
 const char* phaseName(Phase phase);  // "connect", "helo", "mail", "rcpt", "data"
 
+class JobRunner;
+class Stage;
+
+// Per-transaction memory for stages: a stage may start work at one phase and pick up its result
+// at a later one (SPF starts at MAIL FROM and is awaited at RCPT). One slot per stage; touched on
+// the event loop only (jobs keep their own shared_ptr to what they fill).
+class TransactionScratch {
+ public:
+  template <class T>
+  std::shared_ptr<T> get(const Stage* stage) const {
+    auto found = slots_.find(stage);
+    return found == slots_.end() ? nullptr : std::static_pointer_cast<T>(found->second);
+  }
+  void set(const Stage* stage, std::shared_ptr<void> value) { slots_[stage] = std::move(value); }
+
+ private:
+  std::map<const Stage*, std::shared_ptr<void>> slots_;
+};
+
 // What a stage may look at. Copied into each run of a phase, so a Job may keep it.
 struct StageInput {
   Phase phase = Phase::Connect;
@@ -36,6 +56,10 @@ struct StageInput {
   std::optional<Path> recipient;          // Rcpt: the one being decided
   std::shared_ptr<const Spool> message;   // EndOfData: the content as received
   uint64_t message_size = 0;              // EndOfData
+  std::string hostname;                   // server.hostname (authserv-id, receiver)
+  std::shared_ptr<TransactionScratch> scratch;  // from MailFrom on
+  // For work a stage starts now and awaits at a later phase; its `done` runs on the loop.
+  JobRunner* background = nullptr;
 };
 
 using Job = std::move_only_function<Verdict()>;

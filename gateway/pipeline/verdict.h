@@ -3,6 +3,7 @@
 // (with the reply to send). The first TempFail or Reject ends the phase; Tags accumulate.
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/smtp/reply.h"
@@ -20,16 +21,25 @@ struct Verdict {
 
   Kind kind = Kind::Continue;
   Reply reply;                       // TempFail and Reject
-  std::vector<HeaderField> headers;  // Tag
+  std::vector<HeaderField> headers;  // Continue and Tag: trace headers (Received-SPF, ...)
   double score = 0;                  // Tag
   std::string reason;                // for the decision log
+  // Continue and Tag: "method=result props" entries for the one Authentication-Results header
+  // (RFC 8601) that all stages share, e.g. "spf=pass smtp.mailfrom=example.com".
+  std::vector<std::string> auth_results;
+  // Structured facts for the decision log: ("identity", "mailfrom"), ("result", "fail"), ...
+  std::vector<std::pair<std::string, std::string>> details;
 
-  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, std::move(reason)}; }
+  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, std::move(reason), {}, {}}; }
   static Verdict tag(std::vector<HeaderField> headers, double score, std::string reason) {
-    return {Kind::Tag, {}, std::move(headers), score, std::move(reason)};
+    return {Kind::Tag, {}, std::move(headers), score, std::move(reason), {}, {}};
   }
-  static Verdict tempFail(Reply reply, std::string reason) { return {Kind::TempFail, std::move(reply), {}, 0, std::move(reason)}; }
-  static Verdict reject(Reply reply, std::string reason) { return {Kind::Reject, std::move(reply), {}, 0, std::move(reason)}; }
+  static Verdict tempFail(Reply reply, std::string reason) {
+    return {Kind::TempFail, std::move(reply), {}, 0, std::move(reason), {}, {}};
+  }
+  static Verdict reject(Reply reply, std::string reason) {
+    return {Kind::Reject, std::move(reply), {}, 0, std::move(reason), {}, {}};
+  }
 
   bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }
 };

@@ -68,14 +68,14 @@ void Downstream::recipient(const Path& sender, std::optional<uint64_t> size, Bod
   pump();
 }
 
-void Downstream::message(std::string headers, std::shared_ptr<const Spool> content, ReplyHandler handler) {
+void Downstream::message(std::shared_ptr<const OutgoingMessage> content, ReplyHandler handler) {
   if (broken() || !in_transaction_) {
     handler(unavailable(broken() ? "connection lost" : "no transaction"));
     return;
   }
   message_handler_ = std::move(handler);
   enqueue({Command::Data, [](SmtpClient& client) { client.data(); },
-           [this, headers = std::move(headers), content = std::move(content)](const Reply& reply) mutable {
+           [this, content = std::move(content)](const Reply& reply) mutable {
              if (broken()) return;  // fail() already answered message_handler_
              if (reply.code() != 354) {
                in_transaction_ = false;
@@ -84,7 +84,6 @@ void Downstream::message(std::string headers, std::shared_ptr<const Spool> conte
                reset();
                return;
              }
-             client_.content(headers);
              content_ = std::move(content);
              content_offset_ = 0;
              streaming_ = true;
@@ -237,8 +236,9 @@ void Downstream::flush() {
 void Downstream::streamContent() {
   if (!streaming_) return;
   while (writes_in_flight_ < content_pieces_in_flight && content_offset_ < content_->size()) {
-    if (!content_->onDisk()) {
-      client_.content(content_->memory());
+    if (content_->contiguous()) {
+      client_.content(content_->addedHeaders());
+      client_.content(content_->memoryContent());
       content_offset_ = content_->size();
     } else {
       std::string piece(content_piece_octets, '\0');

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "gateway/config/config.h"
+#include "gateway/relay/outgoing_message.h"
 #include "gateway/smtp/smtp_client.h"
 #include "gateway/spool/spool.h"
 
@@ -33,9 +34,9 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   // Sends MAIL first when this is the transaction's first recipient.
   void recipient(const Path& sender, std::optional<uint64_t> size, BodyType body,
                  const Path& recipient, ReplyHandler handler);
-  // DATA, then `headers` and the spool's content, then the final dot; `handler` gets the reply to
+  // DATA, then the outgoing message, then the final dot; `handler` gets the reply to
   // the final dot (or to DATA when DATA is refused).
-  void message(std::string headers, std::shared_ptr<const Spool> content, ReplyHandler handler);
+  void message(std::shared_ptr<const OutgoingMessage> message, ReplyHandler handler);
   // Abandons the downstream transaction (RSET), keeping the connection for the next one.
   void reset();
   // QUIT, then close once it is answered (or at once when broken).
@@ -102,7 +103,7 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   std::deque<Operation> in_flight_;
   std::size_t writes_in_flight_ = 0;
   // Content being streamed after the 354.
-  std::shared_ptr<const Spool> content_;
+  std::shared_ptr<const OutgoingMessage> content_;
   uint64_t content_offset_ = 0;
   bool streaming_ = false;
   ReplyHandler message_handler_;

@@ -1,0 +1,138 @@
+#include "gateway/relay/outgoing_message.h"
+
+#include <algorithm>
+
+#include "gateway/smtp/address.h"
+
+namespace mailgate {
+namespace {
+
+bool isSpace(char c) { return c == ' ' || c == '\t'; }
+
+// RFC 8601 §2.2: the authserv-id is the first token of the value, before ';' (CFWS allowed).
+bool claimsAuthservId(std::string_view field, std::string_view authserv_id) {
+  constexpr std::string_view name = "authentication-results:";
+  if (field.size() < name.size() || asciiLower(field.substr(0, name.size())) != name) return false;
+  std::string value;
+  for (char c : field.substr(name.size()))
+    if (c != '\r' && c != '\n') value += c;
+  // Drop comments (RFC 5322 CFWS) in front of the authserv-id.
+  std::size_t at = 0;
+  while (at < value.size()) {
+    if (isSpace(value[at])) {
+      ++at;
+    } else if (value[at] == '(') {
+      int depth = 0;
+      for (; at < value.size(); ++at) {
+        if (value[at] == '(') ++depth;
+        if (value[at] == ')' && --depth == 0) break;
+      }
+      ++at;
+    } else {
+      break;
+    }
+  }
+  std::size_t end = at;
+  while (end < value.size() && value[end] != ';' && !isSpace(value[end]) && value[end] != '(') ++end;
+  return asciiLower(std::string_view(value).substr(at, end - at)) == asciiLower(authserv_id);
+}
+
+}  // namespace
+
+std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results) {
+  std::string header = "Authentication-Results: " + std::string(authserv_id) + ";";
+  if (results.empty()) return header + " none\r\n";
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    header += "\r\n\t" + results[i];
+    if (i + 1 < results.size()) header += ";";
+  }
+  return header + "\r\n";
+}
+
+std::expected<std::vector<ByteRange>, std::string> forgedAuthenticationResults(const Spool& content,
+                                                                               std::string_view authserv_id) {
+  uint64_t limit = std::min(content.size(), max_header_scan_octets);
+  std::string header(limit, '\0');
+  std::size_t have = 0;
+  while (have < limit) {
+    auto count = content.read(have, header.data() + have, limit - have);
+    if (!count) return std::unexpected(count.error());
+    if (*count == 0) break;
+    have += *count;
+  }
+  header.resize(have);
+  std::vector<ByteRange> ranges;
+  std::size_t field_start = 0;
+  std::size_t at = 0;
+  auto closeField = [&](std::size_t field_end) {
+    if (field_end > field_start && claimsAuthservId(std::string_view(header).substr(field_start, field_end - field_start), authserv_id))
+      ranges.push_back({field_start, field_end});
+  };
+  while (at < header.size()) {
+    std::size_t lf = header.find('\n', at);
+    if (lf == std::string::npos) break;  // the header goes on past the scan limit: stop there
+    std::size_t next = lf + 1;
+    bool empty_line = lf == at || (lf == at + 1 && header[at] == '\r');
+    if (empty_line) {
+      closeField(at);
+      return ranges;
+    }
+    if (!isSpace(header[at])) {  // a new field starts here; the previous one ended
+      closeField(at);
+      field_start = at;
+    }
+    at = next;
+  }
+  // No empty line: the whole message is header (RFC 5322 allows no body); close the last field
+  // only if it ended within what was scanned.
+  if (have == content.size()) closeField(at);
+  return ranges;
+}
+
+OutgoingMessage::OutgoingMessage(std::string added_headers, std::shared_ptr<const Spool> content,
+                                 std::vector<ByteRange> omitted)
+    : added_headers_(std::move(added_headers)), content_(std::move(content)), omitted_(std::move(omitted)) {}
+
+uint64_t OutgoingMessage::size() const {
+  uint64_t size = added_headers_.size() + content_->size();
+  for (const auto& range : omitted_) size -= range.end - range.begin;
+  return size;
+}
+
+std::expected<std::size_t, std::string> OutgoingMessage::read(uint64_t offset, char* buffer, std::size_t length) const {
+  std::size_t copied = 0;
+  if (offset < added_headers_.size()) {
+    copied = std::min<std::size_t>(length, added_headers_.size() - offset);
+    std::copy_n(added_headers_.data() + offset, copied, buffer);
+    offset = added_headers_.size();
+  }
+  // Map the remaining outgoing offset to a content offset, skipping omitted ranges.
+  uint64_t content_offset = offset - added_headers_.size();
+  for (const auto& range : omitted_) {
+    if (content_offset >= range.begin) content_offset += range.end - range.begin;
+  }
+  while (copied < length && content_offset < content_->size()) {
+    uint64_t stop = content_->size();
+    for (const auto& range : omitted_) {
+      if (range.begin >= content_offset) {
+        if (range.begin == content_offset) {
+          content_offset = range.end;
+          stop = 0;
+        } else {
+          stop = std::min(stop, range.begin);
+        }
+        break;
+      }
+    }
+    if (stop == 0) continue;
+    std::size_t want = static_cast<std::size_t>(std::min<uint64_t>(length - copied, stop - content_offset));
+    auto count = content_->read(content_offset, buffer + copied, want);
+    if (!count) return std::unexpected(count.error());
+    if (*count == 0) break;
+    copied += *count;
+    content_offset += *count;
+  }
+  return copied;
+}
+
+}  // namespace mailgate

@@ -1,0 +1,51 @@
+#pragma once
+// The message as it leaves the gateway: the headers it adds, then the received content less the
+// header fields it must not pass on (an Authentication-Results field claiming to be ours, RFC 8601
+// §5). Read in pieces, so a spooled 50 MiB message is never held whole.
+
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/spool/spool.h"
+
+namespace mailgate {
+
+struct ByteRange {
+  uint64_t begin = 0;
+  uint64_t end = 0;  // one past the last byte
+};
+
+// RFC 8601 §2.2: "Authentication-Results: authserv-id;" then each "method=result ..." on its own
+// folded line; "none" when there is nothing to say.
+std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results);
+
+// The header fields of `content` (up to the first empty line, at most max_header_scan_octets) that
+// are Authentication-Results fields whose authserv-id is `authserv_id` (case-insensitive).
+constexpr uint64_t max_header_scan_octets = 1024 * 1024;
+std::expected<std::vector<ByteRange>, std::string> forgedAuthenticationResults(const Spool& content,
+                                                                               std::string_view authserv_id);
+
+class OutgoingMessage {
+ public:
+  OutgoingMessage(std::string added_headers, std::shared_ptr<const Spool> content, std::vector<ByteRange> omitted);
+
+  uint64_t size() const;
+  // Copies up to `length` bytes from `offset` of the outgoing message; 0 at the end.
+  std::expected<std::size_t, std::string> read(uint64_t offset, char* buffer, std::size_t length) const;
+  // The whole message as one or two views when it is all in memory and nothing is omitted
+  // (the common case: no copy), else empty.
+  bool contiguous() const { return omitted_.empty() && !content_->onDisk(); }
+  const std::string& addedHeaders() const { return added_headers_; }
+  std::string_view memoryContent() const { return content_->memory(); }
+
+ private:
+  std::string added_headers_;
+  std::shared_ptr<const Spool> content_;
+  std::vector<ByteRange> omitted_;  // sorted, disjoint
+};
+
+}  // namespace mailgate

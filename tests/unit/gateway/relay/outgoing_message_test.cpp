@@ -1,0 +1,95 @@
+#include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "gateway/relay/outgoing_message.h"
+
+namespace mailgate {
+namespace {
+
+std::shared_ptr<Spool> spoolOf(std::string_view content, uint64_t memory_limit = 1 << 20) {
+  auto spool = std::make_shared<Spool>(std::filesystem::temp_directory_path().string(), memory_limit);
+  BOOST_REQUIRE(spool->append(content));
+  return spool;
+}
+
+std::string readAll(const OutgoingMessage& message, std::size_t piece) {
+  std::string out;
+  std::string buffer(piece, '\0');
+  while (true) {
+    auto count = message.read(out.size(), buffer.data(), buffer.size());
+    BOOST_REQUIRE(count);
+    if (*count == 0) break;
+    out.append(buffer.data(), *count);
+  }
+  return out;
+}
+
+const std::string forged_message =
+    "Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=evil.example\r\n"
+    "Received: from a\r\n"
+    "authentication-results: (comment) MX.Example.ORG;\r\n"
+    "\tdkim=pass header.d=bank.example\r\n"
+    "Authentication-Results: other.example; spf=fail\r\n"
+    "Subject: hi\r\n"
+    "\r\n"
+    "Authentication-Results: mx.example.org; body lines are not headers\r\n";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(outgoing_message)
+
+BOOST_AUTO_TEST_CASE(authentication_results_header_shape) {
+  BOOST_TEST(authenticationResultsHeader("mx.example.org", {}) == "Authentication-Results: mx.example.org; none\r\n");
+  BOOST_TEST(authenticationResultsHeader("mx.example.org", {"spf=pass smtp.mailfrom=a.example", "dkim=none"}) ==
+             "Authentication-Results: mx.example.org;\r\n\tspf=pass smtp.mailfrom=a.example;\r\n\tdkim=none\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(only_fields_claiming_our_authserv_id_in_the_header_are_found) {
+  auto spool = spoolOf(forged_message);
+  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  BOOST_REQUIRE(ranges);
+  BOOST_REQUIRE(ranges->size() == 2u);
+  OutgoingMessage message("X-Added: 1\r\n", spool, *ranges);
+  std::string expected =
+      "X-Added: 1\r\n"
+      "Received: from a\r\n"
+      "Authentication-Results: other.example; spf=fail\r\n"
+      "Subject: hi\r\n"
+      "\r\n"
+      "Authentication-Results: mx.example.org; body lines are not headers\r\n";
+  BOOST_TEST(message.size() == expected.size());
+  for (std::size_t piece : {1u, 2u, 3u, 7u, 64u, 4096u}) BOOST_TEST(readAll(message, piece) == expected, "piece " << piece);
+}
+
+BOOST_AUTO_TEST_CASE(spooled_to_disk_reads_the_same) {
+  auto spool = spoolOf(forged_message, 16);
+  BOOST_REQUIRE(spool->onDisk());
+  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  BOOST_REQUIRE(ranges);
+  OutgoingMessage message("", spool, *ranges);
+  BOOST_TEST(!message.contiguous());
+  BOOST_TEST(readAll(message, 5).find("evil.example") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(nothing_omitted_is_contiguous) {
+  auto spool = spoolOf("Subject: x\r\n\r\nbody\r\n");
+  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  BOOST_REQUIRE(ranges);
+  BOOST_TEST(ranges->empty());
+  OutgoingMessage message("Received: x\r\n", spool, {});
+  BOOST_TEST(message.contiguous());
+  BOOST_TEST(readAll(message, 3) == "Received: x\r\nSubject: x\r\n\r\nbody\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_similar_authserv_id_is_not_ours) {
+  auto spool = spoolOf("Authentication-Results: mx.example.org.evil; spf=pass\r\n\r\n");
+  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  BOOST_REQUIRE(ranges);
+  BOOST_TEST(ranges->empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace mailgate
