@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/util/file_descriptor.h"
+
 namespace mailgate {
 
 namespace {
@@ -19,25 +21,6 @@ namespace {
 // The spool is copied in pieces so that a 50 MiB message costs one chunk of memory here.
 constexpr std::size_t copy_chunk = 64 * 1024;
 
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  FileDescriptor& operator=(FileDescriptor&&) = delete;  // nothing needs it
-
-  int get() const { return fd_; }
-  // close(2) can be where a deferred write error (NFS, quota) shows up, so delivery checks it.
-  int close() {
-    int result = ::close(std::exchange(fd_, -1));
-    return result == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
 
 // Removes a file that did not make it to its destination, so a failed delivery leaves nothing.
 class RemoveUnlessKept {

@@ -9,26 +9,12 @@
 #include <cstring>
 #include <utility>
 
+#include "gateway/util/file_descriptor.h"
+
 namespace mailgate {
 
 namespace {
 
-// Owns the descriptor while the spool file is being set up, so that every early return closes it.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  FileDescriptor& operator=(FileDescriptor&&) = delete;  // nothing needs it
-
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 std::string failure(std::string_view step, const std::string& directory, int error) {
   return std::string(step) + " in spool directory " + directory + ": " + std::strerror(error);

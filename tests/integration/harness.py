@@ -284,6 +284,14 @@ class Raw:
 
 
 # --------------------------------------------------------------------------------------- messages
+def open_transaction(raw: "Raw", recipients=("b@example.org",)) -> None:
+    """MAIL, RCPT(s) and DATA pipelined, each expected to succeed."""
+    raw.send("MAIL FROM:<a@example.com>\r\n" + "".join(f"RCPT TO:<{r}>\r\n" for r in recipients)
+             + "DATA\r\n")
+    replies = raw.read_replies(len(recipients) + 2)
+    assert [r.code for r in replies] == [250] * (len(recipients) + 1) + [354], replies
+
+
 def dot_stuff(content: bytes) -> bytes:
     """RFC 5321 §4.5.2 transparency for CRLF-terminated content, plus the end of data."""
     if content and not content.endswith(b"\r\n"):

@@ -14,16 +14,10 @@ from harness import (
     DEFAULT_MAX_BYTES,
     Raw,
     make_message,
+    open_transaction,
 )
 
 pytestmark = pytest.mark.time_limit(60)
-
-
-def open_transaction(raw: Raw, recipients=("b@example.org",)) -> None:
-    raw.send("MAIL FROM:<a@example.com>\r\n" + "".join(f"RCPT TO:<{r}>\r\n" for r in recipients)
-             + "DATA\r\n")
-    replies = raw.read_replies(len(recipients) + 2)
-    assert [r.code for r in replies] == [250] * (len(recipients) + 1) + [354], replies
 
 
 def greeting_when_possible(port: int, source: str = "127.0.0.1", timeout: float = 5.0) -> Raw:

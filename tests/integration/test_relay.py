@@ -20,6 +20,7 @@ from harness import (
     free_port,
     make_message,
     message_id_of,
+    open_transaction,
     port_in_use,
     postfix_dump_message,
     prepended_headers,
@@ -29,14 +30,6 @@ from harness import (
 )
 
 pytestmark = pytest.mark.time_limit(60)
-
-
-def open_transaction(raw: Raw, recipients=("b@example.org",)) -> None:
-    """MAIL, RCPT(s) and DATA pipelined, each expected to succeed."""
-    raw.send("MAIL FROM:<a@example.com>\r\n" + "".join(f"RCPT TO:<{r}>\r\n" for r in recipients)
-             + "DATA\r\n")
-    replies = raw.read_replies(len(recipients) + 2)
-    assert [r.code for r in replies] == [250] * (len(recipients) + 1) + [354], replies
 
 
 # ------------------------------------------------------------------------------- content
