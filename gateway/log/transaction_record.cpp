@@ -40,8 +40,12 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
   record["started"] = transaction.started_at;
   record["sender"] = transaction.sender.address();
   nlohmann::json recipients = nlohmann::json::array();
-  for (const auto& recipient : transaction.recipients)
-    recipients.push_back({{"address", recipient.address}, {"reply", recipient.reply}});
+  for (const auto& recipient : transaction.recipients) {
+    // The reply's class says what happened to this recipient: 2 accepted, 4 deferred, 5 refused.
+    char reply_class = recipient.reply.empty() ? '?' : recipient.reply[0];
+    const char* outcome = reply_class == '2' ? "accept" : reply_class == '4' ? "tempfail" : "reject";
+    recipients.push_back({{"address", recipient.address}, {"reply", recipient.reply}, {"action", outcome}});
+  }
   record["recipients"] = std::move(recipients);
   record["size"] = transaction.size;
   if (transaction.declared_size) record["declared_size"] = *transaction.declared_size;
