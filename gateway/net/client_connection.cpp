@@ -444,8 +444,10 @@ void ClientConnection::deliver() {
 }
 
 void ClientConnection::onRefused(const ev::Refused& refused) {
-  if (transaction_ && refused.verb == "RCPT") {
-    transaction_->recipients.push_back({refused.argument, refused.reply.summary()});
+  if (transaction_) {
+    // Inside a transaction the refusal belongs to its one record (a refused RCPT as that
+    // recipient's outcome; DATA's 554 after every recipient was refused shows in the action).
+    if (refused.verb == "RCPT") transaction_->recipients.push_back({refused.argument, refused.reply.summary()});
     return;
   }
   std::string command = refused.verb.empty() ? std::string("(line too long)") : refused.verb;
