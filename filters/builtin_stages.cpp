@@ -3,13 +3,15 @@
 #include <functional>
 
 #include "filters/size_limit.h"
+#include "filters/spf/spf_stage.h"
+#include "filters/stage_context.h"
 
 namespace mailgate {
 namespace {
 
 // A factory reads its own keys from the stage's table and reports problems there; it returns
 // nullptr when it could not build the stage.
-using StageFactory = std::unique_ptr<Stage> (*)(Settings&, const Config&);
+using StageFactory = std::unique_ptr<Stage> (*)(Settings&, StageContext&);
 
 struct Registration {
   std::string_view type;
@@ -18,6 +20,7 @@ struct Registration {
 
 constexpr Registration registry[] = {
     {"size_limit", &SizeLimitStage::fromSettings},
+    {"spf", &SpfStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).
@@ -34,6 +37,7 @@ std::vector<std::string_view> builtinStageTypes() {
 std::expected<std::shared_ptr<const Pipeline>, std::vector<ConfigError>> buildPipeline(const Config& config) {
   std::vector<ConfigError> errors;
   std::vector<PipelineStage> stages;
+  StageContext context(config);
   for (const StageSpec& spec : config.stages) {
     Settings& settings = *spec.settings;
     const Registration* found = nullptr;
@@ -47,7 +51,7 @@ std::expected<std::shared_ptr<const Pipeline>, std::vector<ConfigError>> buildPi
       continue;
     }
     Duration timeout = settings.duration("timeout").value_or(default_stage_timeout);
-    std::unique_ptr<Stage> stage = found->factory(settings, config);
+    std::unique_ptr<Stage> stage = found->factory(settings, context);
     auto stage_errors = settings.finish();
     if (!stage_errors.empty() || !stage) {
       for (auto& error : stage_errors) errors.push_back(std::move(error));

@@ -2,7 +2,7 @@
 
 namespace mailgate {
 
-std::unique_ptr<Stage> SizeLimitStage::fromSettings(Settings& settings, const Config&) {
+std::unique_ptr<Stage> SizeLimitStage::fromSettings(Settings& settings, StageContext&) {
   auto max_bytes = settings.size("max_bytes");
   if (!max_bytes) {
     if (settings.ok()) settings.fail("max_bytes", "is required (e.g. \"25MiB\")");

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "filters/stage_context.h"
 #include "gateway/config/config.h"
 #include "gateway/pipeline/stage.h"
 
@@ -14,7 +15,7 @@ namespace mailgate {
 
 class SizeLimitStage final : public Stage {
  public:
-  static std::unique_ptr<Stage> fromSettings(Settings& settings, const Config& config);
+  static std::unique_ptr<Stage> fromSettings(Settings& settings, StageContext& context);
   explicit SizeLimitStage(uint64_t max_bytes) : max_bytes_(max_bytes) {}
 
   std::string_view name() const override { return "size_limit"; }

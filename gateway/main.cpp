@@ -4,9 +4,12 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "filters/builtin_stages.h"
 #include "gateway/config/config.h"
+#include "gateway/dns/resolve_command.h"
 #include "gateway/server.h"
 
 namespace {
@@ -16,6 +19,8 @@ void usage(FILE* out) {
                "usage: mailgate [--config FILE]        run the gateway (no FILE: the embedded default)\n"
                "       mailgate --check-config FILE    validate FILE and exit (0: valid, 1: not)\n"
                "       mailgate --print-default-config print the embedded default configuration\n"
+               "       mailgate resolve [--config FILE] NAME [TYPE]   ask the gateway's resolver (TYPE: A, AAAA,\n"
+               "                                       MX, TXT, PTR, SPF; default A)\n"
                "       mailgate --version | --help\n");
 }
 
@@ -34,9 +39,37 @@ int checkConfig(const std::string& path) {
   return 0;
 }
 
+std::optional<mailgate::Config> configFrom(const std::optional<std::string>& path) {
+  if (!path) return mailgate::embeddedDefaultConfig();
+  auto loaded = mailgate::loadConfig(*path);
+  if (!loaded) {
+    for (const auto& error : loaded.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
+    return std::nullopt;
+  }
+  return std::move(*loaded);
+}
+
+int resolveCommand(int argc, char** argv) {
+  std::optional<std::string> config_path;
+  std::vector<std::string> words;
+  for (int i = 2; i < argc; ++i) {
+    std::string argument = argv[i];
+    if (argument == "--config" && i + 1 < argc) config_path = argv[++i];
+    else words.push_back(argument);
+  }
+  if (words.empty() || words.size() > 2) {
+    usage(stderr);
+    return 2;
+  }
+  auto config = configFrom(config_path);
+  if (!config) return 1;
+  return mailgate::runResolveCommand(*config, words[0], words.size() == 2 ? words[1] : "A");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "resolve") return resolveCommand(argc, argv);
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];
@@ -62,16 +95,7 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  mailgate::Config config;
-  if (config_path) {
-    auto loaded = mailgate::loadConfig(*config_path);
-    if (!loaded) {
-      for (const auto& error : loaded.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
-      return 1;
-    }
-    config = std::move(*loaded);
-  } else {
-    config = mailgate::embeddedDefaultConfig();
-  }
-  return mailgate::runServer(std::move(config), config_path);
+  auto config = configFrom(config_path);
+  if (!config) return 1;
+  return mailgate::runServer(std::move(*config), config_path);
 }

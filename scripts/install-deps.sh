@@ -7,9 +7,15 @@ set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
+# libunbound.pc names libevent, nettle and hogweed in Requires.private, which pkg-config insists
+# on although libunbound-dev does not depend on their -dev packages.
+# libspf2-dev: the SPF check (filters/spf); python3-yaml turns the RFC 7208 suite into JSON when
+# the unit tests build.
 build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohmann-json3-dev
-  libboost-test-dev libssl-dev)
-test_packages=(postfix swaks python3 python3-pytest procps)
+  libboost-test-dev libssl-dev libunbound-dev libevent-dev nettle-dev libspf2-dev python3-yaml)
+# unbound: the DNS server of the integration tests (tests/integration/dns_server.py), never the
+# system's resolver; python3-dnslib: their DNS client.
+test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib)
 
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
@@ -25,3 +31,15 @@ export DEBIAN_FRONTEND=noninteractive
 echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 $sudo apt-get update -qq
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# unbound is installed for the tests' own DNS servers only; its package starts and enables the
+# system daemon (port 53, and unbound-resolvconf, which may point /etc/resolv.conf at it) where
+# services may start (not in containers with policy-rc.d or without an init): undo that.
+if [[ " ${missing[*]} " == *" unbound "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/unbound ]; then
+    $sudo /etc/init.d/unbound stop >/dev/null 2>&1 || true
+    $sudo update-rc.d unbound disable >/dev/null 2>&1 || true
+  fi
+fi

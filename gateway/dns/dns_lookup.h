@@ -3,6 +3,7 @@
 // (libunbound) implements it for the gateway; tests may implement it over in-memory zones.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,5 +49,17 @@ class DnsLookup {
   // Blocking: call on the thread pool, never on an event loop. Thread-safe.
   virtual DnsRecordSet query(std::string_view name, uint16_t type) const = 0;
 };
+
+// Decodes one record's rdata (wire format as in the answer section, names uncompressed) of `type`
+// into `set`'s fields for that type: TXT/SPF strings, A/AAAA addresses, MX, PTR. Names come out as
+// dotted text without the final dot, bytes kept as they are (the root name is ""). Returns false
+// when the rdata is malformed; rdata of other types is accepted and ignored (see `packet`).
+bool addRecordData(DnsRecordSet& set, uint16_t type, std::string_view rdata);
+
+// Reads a whole DNS message (RFC 1035 §4.1): its RCODE, and the answer section's records of `type`
+// (class IN) through addRecordData(). Meant for types whose rdata holds no names (TXT, SPF, A,
+// AAAA): names inside rdata may be compressed in a message, and such rdata counts as malformed.
+// nullopt when the message is malformed.
+std::optional<int> addAnswerSection(DnsRecordSet& set, std::string_view message, uint16_t type);
 
 }  // namespace mailgate

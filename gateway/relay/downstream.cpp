@@ -251,7 +251,8 @@ void Downstream::streamContent() {
       client_.content(piece);
       content_offset_ += *count;
     }
-    flush();
+    // The last piece waits for the final dot, so a small message leaves in one write.
+    if (content_offset_ < content_->size()) flush();
     if (broken()) return;
   }
   if (content_offset_ < content_->size()) {

@@ -325,6 +325,8 @@ class Sink:
 
     def _serve(self, conn: socket.socket, peer: tuple, number: int) -> None:
         conn.settimeout(self.timeout)
+        # Replies go out at once, as a real MTA sends them (Nagle would hold each for ~40 ms).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = _Session(self, conn, peer, number)
         try:
             session.run()

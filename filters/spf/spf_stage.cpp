@@ -1,0 +1,251 @@
+#include "filters/spf/spf_stage.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+#include "gateway/net/proxy_protocol.h"
+#include "gateway/pipeline/pipeline.h"
+
+namespace mailgate {
+namespace {
+
+constexpr std::array<const char*, 7> policy_keys{"on_none",     "on_neutral",   "on_pass",     "on_fail",
+                                                 "on_softfail", "on_temperror", "on_permerror"};
+
+// The check's result, filled on a pool thread, awaited at RCPT (maybe on another pool thread).
+struct PendingCheck {
+  SpfRequest request;
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::optional<SpfOutcome> outcome;
+  std::atomic<bool> decided{false};  // headers go out once, with the first RCPT's verdict
+
+  void set(SpfOutcome value) {
+    {
+      std::lock_guard lock(mutex);
+      outcome = std::move(value);
+    }
+    ready.notify_all();
+  }
+  SpfOutcome wait() {
+    std::unique_lock lock(mutex);
+    ready.wait(lock, [&] { return outcome.has_value(); });
+    return *outcome;
+  }
+  std::optional<SpfOutcome> peek() {
+    std::lock_guard lock(mutex);
+    return outcome;
+  }
+};
+
+// Stops a check whose DNS answers come too slowly as a whole: after the deadline every further
+// query is a timeout, so the result is temperror rather than a wait the client cannot bear.
+class DeadlineLookup final : public DnsLookup {
+ public:
+  DeadlineLookup(std::shared_ptr<const DnsLookup> inner, Duration budget)
+      : inner_(std::move(inner)), deadline_(std::chrono::steady_clock::now() + budget) {}
+  DnsRecordSet query(std::string_view name, uint16_t type) const override {
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      DnsRecordSet answer;
+      answer.status = DnsStatus::Timeout;
+      answer.error = "SPF check took longer than its time budget";
+      return answer;
+    }
+    return inner_->query(name, type);
+  }
+
+ private:
+  std::shared_ptr<const DnsLookup> inner_;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+std::optional<PolicyAction> parseAction(std::string_view text) {
+  if (text == "accept") return PolicyAction::Accept;
+  if (text == "tag") return PolicyAction::Tag;
+  if (text == "tempfail") return PolicyAction::TempFail;
+  if (text == "reject") return PolicyAction::Reject;
+  return std::nullopt;
+}
+
+// RFC 5322 quoted-string for header parameters, dropping what cannot be quoted.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c < 0x20 || c >= 0x7f) continue;
+    if (c == '"' || c == '\\') out += '\\';
+    out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+// Printable ASCII only, for text that came from someone else's DNS. Inside a header comment,
+// parentheses would end or nest the comment (RFC 5322 §3.2.2), so they go too.
+std::string printable(std::string_view text, std::size_t max, bool in_comment = true) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (out.size() >= max) break;
+    if (c < 0x20 || c >= 0x7f) continue;
+    if (in_comment && (c == '(' || c == ')')) continue;
+    out += static_cast<char>(c);
+  }
+  return out;
+}
+
+std::string comment(const SpfOutcome& outcome, const SpfRequest& request, std::string_view receiver) {
+  std::string who = outcome.identity == "helo" ? "helo " + outcome.domain : "domain of " + outcome.sender;
+  switch (outcome.result) {
+    case SpfResult::Pass: return std::string(receiver) + ": " + who + " designates " + request.client_ip + " as permitted sender";
+    case SpfResult::Fail: return std::string(receiver) + ": " + who + " does not designate " + request.client_ip + " as permitted sender";
+    case SpfResult::SoftFail: return std::string(receiver) + ": " + who + " discourages use of " + request.client_ip + " as permitted sender";
+    case SpfResult::Neutral: return std::string(receiver) + ": " + request.client_ip + " is neither permitted nor denied by " + who;
+    case SpfResult::None: return std::string(receiver) + ": " + who + " does not publish SPF";
+    case SpfResult::TempError: return std::string(receiver) + ": temporary error checking " + who + ": " + printable(outcome.reason, 120);
+    case SpfResult::PermError: return std::string(receiver) + ": permanent error in SPF of " + who + ": " + printable(outcome.reason, 120);
+  }
+  return std::string(receiver);
+}
+
+std::vector<HeaderField> traceHeaders(const SpfOutcome& outcome, const SpfRequest& request) {
+  // RFC 7208 §9.1: result (comment) key=value pairs.
+  std::string value = std::string(spfResultName(outcome.result)) + " (" + comment(outcome, request, request.receiver) + ")";
+  value += "\r\n\tclient-ip=" + request.client_ip + ";";
+  value += " envelope-from=" + quoted(request.sender) + ";";
+  value += " helo=" + quoted(request.helo) + ";";
+  if (outcome.result == SpfResult::PermError || outcome.result == SpfResult::TempError)
+    value += "\r\n\tproblem=" + quoted(printable(outcome.reason, 200)) + ";";
+  if (!outcome.mechanism.empty()) value += "\r\n\tmechanism=" + quoted(outcome.mechanism) + ";";
+  value += "\r\n\treceiver=" + request.receiver + "; identity=" + outcome.identity;
+  return {HeaderField{"Received-SPF", value}};
+}
+
+std::string authResult(const SpfOutcome& outcome, const SpfRequest& request) {
+  // RFC 8601 §2.7.2: smtp.mailfrom carries the checked address; smtp.helo the HELO identity.
+  std::string entry = std::string("spf=") + spfResultName(outcome.result);
+  if (outcome.result != SpfResult::Pass) entry += " (" + comment(outcome, request, request.receiver) + ")";
+  if (outcome.identity == "helo") entry += " smtp.helo=" + outcome.domain;
+  else entry += " smtp.mailfrom=" + outcome.sender;
+  return entry;
+}
+
+Reply refusal(const SpfOutcome& outcome, PolicyAction action) {
+  bool temporary = action == PolicyAction::TempFail;
+  // RFC 7372 §3.2: x.7.23 validation failed, x.7.24 validation error.
+  bool error = outcome.result == SpfResult::TempError || outcome.result == SpfResult::PermError;
+  std::string enhanced = std::string(temporary ? "4" : "5") + (error ? ".7.24" : ".7.23");
+  int code = temporary ? 451 : 550;
+  std::string text = error ? (outcome.result == SpfResult::TempError ? "SPF temporary error, try again later"
+                                                                      : "SPF permanent error in the sender's SPF record")
+                           : "SPF validation failed: " + outcome.domain + " does not authorize this host (" +
+                                 std::string(spfResultName(outcome.result)) + ")";
+  if (!outcome.explanation.empty()) {
+    // The domain's own words (RFC 7208 §6.2), when they fit a reply line.
+    if (auto with_explanation = Reply::make(code, enhanced, text + "\n" + printable(outcome.explanation, 400, false)))
+      return *with_explanation;
+  }
+  return Reply::of(code, enhanced, text);
+}
+
+// The sender as SPF's macros see it (RFC 7208 §7.3: %{l} is the local-part): a quoted local part
+// without its quotes and quoted-pairs ("Macro Error"@x gives Macro Error@x).
+std::string spfSender(const std::optional<Path>& sender) {
+  if (!sender || sender->null) return {};
+  const std::string& local = sender->mailbox.local_part;
+  if (local.size() < 2 || local.front() != '"' || local.back() != '"') return sender->address();
+  std::string unquoted;
+  for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+    if (local[i] == '\\' && i + 2 < local.size()) ++i;
+    unquoted += local[i];
+  }
+  return unquoted + "@" + sender->mailbox.domain;
+}
+
+}  // namespace
+
+std::unique_ptr<Stage> SpfStage::fromSettings(Settings& settings, StageContext& context) {
+  Policy policy;
+  for (std::size_t i = 0; i < policy_keys.size(); ++i) {
+    auto text = settings.string(policy_keys[i]);
+    if (!text) continue;
+    auto action = parseAction(*text);
+    if (!action) {
+      settings.fail(policy_keys[i], "must be one of accept, tag, tempfail, reject");
+      continue;
+    }
+    policy.action[i] = *action;
+  }
+  if (auto networks = settings.strings("trusted_networks")) {
+    for (const auto& network : *networks)
+      if (!cidrContains(network, network.substr(0, network.find('/'))))
+        settings.fail("trusted_networks", "\"" + network + "\" is not a CIDR block such as \"10.0.0.0/8\"");
+    policy.trusted_networks = std::move(*networks);
+  }
+  if (auto timeout = settings.duration("check_timeout")) policy.check_timeout = *timeout;
+  std::string error;
+  auto dns = context.dns(error);
+  if (!dns) {
+    settings.fail("type", "the DNS resolver cannot start: " + error);
+    return nullptr;
+  }
+  return std::make_unique<SpfStage>(std::move(dns), std::move(policy));
+}
+
+Verdict SpfStage::decide(const SpfOutcome& outcome, const SpfRequest& request, const Policy& policy) {
+  PolicyAction action = policy.action[static_cast<std::size_t>(outcome.result)];
+  std::string reason = std::string(spfResultName(outcome.result)) + ": " + outcome.reason;
+  Verdict verdict;
+  switch (action) {
+    case PolicyAction::Accept: verdict = Verdict::proceed(reason); break;
+    case PolicyAction::Tag: verdict = Verdict::tag({}, 0, reason); break;
+    case PolicyAction::TempFail: verdict = Verdict::tempFail(refusal(outcome, action), reason); break;
+    case PolicyAction::Reject: verdict = Verdict::reject(refusal(outcome, action), reason); break;
+  }
+  if (!verdict.ends()) {
+    verdict.headers = traceHeaders(outcome, request);
+    verdict.auth_results.push_back(authResult(outcome, request));
+  }
+  verdict.details = {{"identity", outcome.identity},
+                     {"domain", outcome.domain},
+                     {"result", spfResultName(outcome.result)},
+                     {"dns_queries", std::to_string(outcome.dns_queries)}};
+  if (!outcome.mechanism.empty()) verdict.details.emplace_back("mechanism", outcome.mechanism);
+  return verdict;
+}
+
+Step SpfStage::check(const StageInput& input) const {
+  if (input.phase == Phase::MailFrom) {
+    for (const auto& network : policy_.trusted_networks)
+      if (cidrContains(network, input.client_ip)) return Verdict::proceed("client in trusted_networks: not checked");
+    if (!input.scratch || !input.background) return Verdict::proceed("no transaction");
+    auto pending = std::make_shared<PendingCheck>();
+    pending->request = SpfRequest{input.client_ip, spfSender(input.sender), input.helo, input.hostname};
+    input.scratch->set(this, pending);
+    auto dns = std::make_shared<DeadlineLookup>(dns_, policy_.check_timeout);
+    // Started now, awaited at RCPT: the DNS lookups overlap the client's next round trip.
+    input.background->submit(
+        [pending, dns]() {
+          pending->set(checkSpf(*dns, pending->request));
+          return Verdict::proceed();
+        },
+        policy_.check_timeout + std::chrono::seconds(5), [](std::optional<Verdict>) {});
+    return Verdict::proceed("check started");
+  }
+  auto pending = input.scratch ? input.scratch->get<PendingCheck>(this) : nullptr;
+  if (!pending) return Verdict::proceed("not checked");
+  auto verdictFor = [policy = policy_, pending](const SpfOutcome& outcome) {
+    Verdict verdict = decide(outcome, pending->request, policy);
+    // Later recipients share the first one's verdict; the headers are added once.
+    if (pending->decided.exchange(true) && !verdict.ends()) {
+      verdict.headers.clear();
+      verdict.auth_results.clear();
+      verdict.details.clear();
+      verdict.reason = "decided at the first recipient";
+    }
+    return verdict;
+  };
+  if (auto outcome = pending->peek()) return verdictFor(*outcome);
+  return Job([pending, verdictFor]() { return verdictFor(pending->wait()); });
+}
+
+}  // namespace mailgate

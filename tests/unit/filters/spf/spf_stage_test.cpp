@@ -1,0 +1,93 @@
+// SpfStage::decide: each result under each policy action gives the RFC 7372 reply and the trace
+// headers of RFC 7208 §9.1 / RFC 8601.
+#include <boost/test/unit_test.hpp>
+
+#include "filters/spf/spf_stage.h"
+
+namespace mailgate {
+namespace {
+
+SpfOutcome outcomeOf(SpfResult result) {
+  SpfOutcome outcome;
+  outcome.result = result;
+  outcome.identity = "mailfrom";
+  outcome.domain = "example.com";
+  outcome.sender = "user@example.com";
+  outcome.reason = "test";
+  return outcome;
+}
+
+const SpfRequest request{"192.0.2.7", "user@example.com", "mail.example.com", "mx.example.org"};
+
+int kindOf(const Verdict& verdict) { return static_cast<int>(verdict.kind); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(spf_stage)
+
+BOOST_AUTO_TEST_CASE(default_policy) {
+  SpfStage::Policy policy;
+  BOOST_TEST(kindOf(SpfStage::decide(outcomeOf(SpfResult::Pass), request, policy)) == kindOf(Verdict::proceed()));
+  Verdict fail = SpfStage::decide(outcomeOf(SpfResult::Fail), request, policy);
+  BOOST_TEST(fail.reply.summary().starts_with("550 5.7.23"));
+  Verdict softfail = SpfStage::decide(outcomeOf(SpfResult::SoftFail), request, policy);
+  BOOST_TEST(kindOf(softfail) == static_cast<int>(Verdict::Kind::Tag));
+  Verdict temperror = SpfStage::decide(outcomeOf(SpfResult::TempError), request, policy);
+  BOOST_TEST(temperror.reply.summary().starts_with("451 4.7.24"));
+  Verdict permerror = SpfStage::decide(outcomeOf(SpfResult::PermError), request, policy);
+  BOOST_TEST(kindOf(permerror) == static_cast<int>(Verdict::Kind::Tag));
+}
+
+BOOST_AUTO_TEST_CASE(reject_and_tempfail_codes_follow_rfc_7372) {
+  SpfStage::Policy policy;
+  policy.action.fill(PolicyAction::Reject);
+  BOOST_TEST(SpfStage::decide(outcomeOf(SpfResult::PermError), request, policy).reply.summary().starts_with("550 5.7.24"));
+  BOOST_TEST(SpfStage::decide(outcomeOf(SpfResult::SoftFail), request, policy).reply.summary().starts_with("550 5.7.23"));
+  policy.action.fill(PolicyAction::TempFail);
+  BOOST_TEST(SpfStage::decide(outcomeOf(SpfResult::Fail), request, policy).reply.summary().starts_with("451 4.7.23"));
+  BOOST_TEST(SpfStage::decide(outcomeOf(SpfResult::TempError), request, policy).reply.summary().starts_with("451 4.7.24"));
+}
+
+BOOST_AUTO_TEST_CASE(explanation_joins_the_reply_when_it_fits) {
+  SpfStage::Policy policy;
+  SpfOutcome outcome = outcomeOf(SpfResult::Fail);
+  outcome.explanation = "See http://example.com/why.html?s=user@example.com";
+  Verdict verdict = SpfStage::decide(outcome, request, policy);
+  BOOST_REQUIRE(verdict.reply.lines().size() == 2u);
+  BOOST_TEST(verdict.reply.lines()[1] == outcome.explanation);
+  outcome.explanation = std::string(300, 'x') + "\x01";
+  verdict = SpfStage::decide(outcome, request, policy);
+  BOOST_TEST(verdict.reply.wire().find('\x01') == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(trace_headers_and_auth_results) {
+  SpfStage::Policy policy;
+  Verdict pass = SpfStage::decide(outcomeOf(SpfResult::Pass), request, policy);
+  BOOST_REQUIRE(pass.headers.size() == 1u);
+  BOOST_TEST(pass.headers[0].name == "Received-SPF");
+  BOOST_TEST(pass.headers[0].value.starts_with("pass (mx.example.org: domain of user@example.com designates 192.0.2.7"));
+  BOOST_TEST(pass.headers[0].value.find("client-ip=192.0.2.7;") != std::string::npos);
+  BOOST_TEST(pass.headers[0].value.find("identity=mailfrom") != std::string::npos);
+  BOOST_REQUIRE(pass.auth_results.size() == 1u);
+  BOOST_TEST(pass.auth_results[0] == "spf=pass smtp.mailfrom=user@example.com");
+  SpfOutcome helo = outcomeOf(SpfResult::Neutral);
+  helo.identity = "helo";
+  helo.domain = "mail.example.com";
+  helo.sender = "postmaster@mail.example.com";
+  Verdict neutral = SpfStage::decide(helo, SpfRequest{"192.0.2.7", "", "mail.example.com", "mx.example.org"}, policy);
+  BOOST_TEST(neutral.auth_results[0].ends_with("smtp.helo=mail.example.com"));
+  BOOST_TEST(neutral.headers[0].value.find("envelope-from=\"\";") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(refusals_carry_no_headers_but_log_details) {
+  SpfStage::Policy policy;
+  Verdict fail = SpfStage::decide(outcomeOf(SpfResult::Fail), request, policy);
+  BOOST_TEST(fail.headers.empty());
+  bool has_result = false;
+  for (const auto& [key, value] : fail.details) has_result |= key == "result" && value == "fail";
+  BOOST_TEST(has_result);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace mailgate
