@@ -18,8 +18,9 @@ namespace mailgate {
 namespace {
 
 // libuv's pool runs every blocking job (DNS-bound stage checks, Maildir fsyncs); its default of 4
-// threads would let four slow DNS lookups stall every other session's checks.
-constexpr const char* default_thread_pool_size = "32";
+// threads would let four slow DNS lookups stall every other session's checks. Each sender whose
+// DNS hangs holds one thread until dns.timeout; 128 such senders at once before others wait.
+constexpr const char* default_thread_pool_size = "128";
 
 struct Controller {
   SharedState* shared;

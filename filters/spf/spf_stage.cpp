@@ -1,9 +1,9 @@
 #include "filters/spf/spf_stage.h"
 
-#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/pipeline/pipeline.h"
@@ -14,29 +14,28 @@ namespace {
 constexpr std::array<const char*, 7> policy_keys{"on_none",     "on_neutral",   "on_pass",     "on_fail",
                                                  "on_softfail", "on_temperror", "on_permerror"};
 
-// The check's result, filled on a pool thread, awaited at RCPT (maybe on another pool thread).
+// The check's result: computed on a pool thread, settled on the loop when that job is done (or
+// timed out), and handed to the RCPT phase — at once, or through a Deferred that holds no thread.
 struct PendingCheck {
   SpfRequest request;
   std::mutex mutex;
-  std::condition_variable ready;
-  std::optional<SpfOutcome> outcome;
-  std::atomic<bool> decided{false};  // headers go out once, with the first RCPT's verdict
+  std::optional<SpfOutcome> outcome;  // first writer wins: the job, or the loop at its timeout
+  bool settled = false;               // loop only
+  std::vector<std::move_only_function<void()>> waiters;  // loop only
+  bool decided = false;               // loop only: headers go out once, with the first RCPT
 
   void set(SpfOutcome value) {
-    {
-      std::lock_guard lock(mutex);
-      outcome = std::move(value);
-    }
-    ready.notify_all();
+    std::lock_guard lock(mutex);
+    if (!outcome) outcome = std::move(value);
   }
-  SpfOutcome wait() {
-    std::unique_lock lock(mutex);
-    ready.wait(lock, [&] { return outcome.has_value(); });
+  SpfOutcome get() {
+    std::lock_guard lock(mutex);
     return *outcome;
   }
-  std::optional<SpfOutcome> peek() {
-    std::lock_guard lock(mutex);
-    return outcome;
+  void settle() {
+    settled = true;
+    auto pending = std::move(waiters);
+    for (auto& waiter : pending) waiter();
   }
 };
 
@@ -228,15 +227,24 @@ Step SpfStage::check(const StageInput& input) const {
           pending->set(checkSpf(*dns, pending->request));
           return Verdict::proceed();
         },
-        policy_.check_timeout + std::chrono::seconds(5), [](std::optional<Verdict>) {});
+        policy_.check_timeout + std::chrono::seconds(5), [pending](std::optional<Verdict> finished) {
+          if (!finished) {
+            SpfOutcome late;
+            late.result = SpfResult::TempError;
+            late.identity = pending->request.sender.empty() ? "helo" : "mailfrom";
+            late.reason = "the check did not finish in time";
+            pending->set(std::move(late));
+          }
+          pending->settle();
+        });
     return Verdict::proceed("check started");
   }
   auto pending = input.scratch ? input.scratch->get<PendingCheck>(this) : nullptr;
   if (!pending) return Verdict::proceed("not checked");
-  auto verdictFor = [policy = policy_, pending](const SpfOutcome& outcome) {
-    Verdict verdict = decide(outcome, pending->request, policy);
+  auto verdictFor = [policy = policy_, pending]() {
+    Verdict verdict = decide(pending->get(), pending->request, policy);
     // Later recipients share the first one's verdict; the headers are added once.
-    if (pending->decided.exchange(true) && !verdict.ends()) {
+    if (std::exchange(pending->decided, true) && !verdict.ends()) {
       verdict.headers.clear();
       verdict.auth_results.clear();
       verdict.details.clear();
@@ -244,8 +252,10 @@ Step SpfStage::check(const StageInput& input) const {
     }
     return verdict;
   };
-  if (auto outcome = pending->peek()) return verdictFor(*outcome);
-  return Job([pending, verdictFor]() { return verdictFor(pending->wait()); });
+  if (pending->settled) return verdictFor();
+  return Deferred{[pending, verdictFor](Deferred::Resume resume) mutable {
+    pending->waiters.push_back([verdictFor, resume = std::move(resume)]() mutable { resume(verdictFor()); });
+  }};
 }
 
 }  // namespace mailgate

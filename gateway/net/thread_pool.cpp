@@ -31,7 +31,57 @@ struct TimedJob {
   }
 };
 
+// One await: whichever of the verdict and the timer comes first answers; the other is ignored.
+struct AwaitState {
+  uv_timer_t timer;
+  JobRunner::Done done;
+  bool answered = false;
+  bool timer_closed = false;
+
+  void answer(std::optional<Verdict> verdict) {
+    if (answered) return;
+    answered = true;
+    uv_timer_stop(&timer);
+    auto callback = std::move(done);
+    callback(std::move(verdict));
+  }
+};
+
 }  // namespace
+
+void UvJobRunner::await(Deferred deferred, Duration timeout, Done done) {
+  // Shared by the timer and the subscription: the timer handle is closed when either answers,
+  // and the state lives until both the close callback and the subscription let go of it.
+  auto state = std::make_shared<AwaitState>();
+  state->done = std::move(done);
+  uv_timer_init(loop_, &state->timer);
+  auto* keep = new std::shared_ptr<AwaitState>(state);  // released in the close callback
+  state->timer.data = keep;
+  auto close = [](AwaitState& self) {
+    if (self.timer_closed) return;
+    self.timer_closed = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&self.timer), [](uv_handle_t* handle) {
+      delete static_cast<std::shared_ptr<AwaitState>*>(handle->data);
+    });
+  };
+  uv_timer_start(
+      &state->timer,
+      [](uv_timer_t* timer) {
+        auto& self = **static_cast<std::shared_ptr<AwaitState>*>(timer->data);
+        self.answer(std::nullopt);
+        if (!self.timer_closed) {
+          self.timer_closed = true;
+          uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* handle) {
+            delete static_cast<std::shared_ptr<AwaitState>*>(handle->data);
+          });
+        }
+      },
+      static_cast<uint64_t>(timeout.count()), 0);
+  deferred.subscribe([state, close](Verdict verdict) {
+    state->answer(std::move(verdict));
+    close(*state);
+  });
+}
 
 void queueWork(uv_loop_t* loop, std::move_only_function<void()> work, std::move_only_function<void()> after) {
   auto item = std::make_unique<WorkItem>();

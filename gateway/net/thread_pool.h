@@ -18,6 +18,7 @@ class UvJobRunner final : public JobRunner {
  public:
   explicit UvJobRunner(uv_loop_t* loop) : loop_(loop) {}
   void submit(Job job, Duration timeout, Done done) override;
+  void await(Deferred deferred, Duration timeout, Done done) override;
 
  private:
   uv_loop_t* loop_;

@@ -25,6 +25,11 @@ const char* phaseName(Phase phase) {
 
 void InlineJobRunner::submit(Job job, Duration, Done done) { done(job()); }
 
+void InlineJobRunner::await(Deferred deferred, Duration, Done done) {
+  // Inline, whatever the verdict waits for already ran: it resumes before subscribe returns.
+  deferred.subscribe([done = std::move(done)](Verdict verdict) mutable { done(std::move(verdict)); });
+}
+
 struct Pipeline::Run {
   std::shared_ptr<const Pipeline> pipeline;
   StageInput input;
@@ -113,14 +118,15 @@ void Pipeline::step(std::shared_ptr<Run> run) {
     // answers inline just recurses one level per stage.
     JobRunner* runner = run->runner;
     Duration timeout = entry.timeout;
-    runner->submit(std::move(std::get<Job>(step_result)), timeout,
-                   [run, &entry](std::optional<Verdict> verdict) mutable {
-                     Verdict answer = verdict ? std::move(*verdict) : timedOut(entry);
-                     if (fold(run->result, entry, run->input.phase, std::move(answer), run->started)) {
-                       run->next = run->pipeline->stages_.size();
-                     }
-                     step(std::move(run));
-                   });
+    auto resume = [run, &entry](std::optional<Verdict> verdict) mutable {
+      Verdict answer = verdict ? std::move(*verdict) : timedOut(entry);
+      if (fold(run->result, entry, run->input.phase, std::move(answer), run->started)) {
+        run->next = run->pipeline->stages_.size();
+      }
+      step(std::move(run));
+    };
+    if (auto* job = std::get_if<Job>(&step_result)) runner->submit(std::move(*job), timeout, std::move(resume));
+    else runner->await(std::move(std::get<Deferred>(step_result)), timeout, std::move(resume));
     return;
   }
   auto done = std::move(run->done);

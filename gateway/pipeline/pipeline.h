@@ -23,12 +23,15 @@ class JobRunner {
   using Done = std::move_only_function<void(std::optional<Verdict>)>;
   virtual ~JobRunner() = default;
   virtual void submit(Job job, Duration timeout, Done done) = 0;
+  // Waits (on the loop, holding no thread) for a Deferred verdict, at most `timeout`.
+  virtual void await(Deferred deferred, Duration timeout, Done done) = 0;
 };
 
 // Runs each job at once on the calling thread (for `mailgate check` and unit tests).
 class InlineJobRunner final : public JobRunner {
  public:
   void submit(Job job, Duration timeout, Done done) override;
+  void await(Deferred deferred, Duration timeout, Done done) override;
 };
 
 struct StageOutcome {

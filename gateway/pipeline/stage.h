@@ -63,7 +63,14 @@ struct StageInput {
 };
 
 using Job = std::move_only_function<Verdict()>;
-using Step = std::variant<Verdict, Job>;
+// A verdict that work already under way will give (e.g. a check started at an earlier phase):
+// `subscribe` is called once, on the loop, with the callback to call (on the loop) when it is
+// known. Unlike a Job, waiting for it holds no thread.
+struct Deferred {
+  using Resume = std::move_only_function<void(Verdict)>;
+  std::move_only_function<void(Resume)> subscribe;
+};
+using Step = std::variant<Verdict, Job, Deferred>;
 
 class Stage {
  public:

@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <deque>
+#include <utility>
 
 #include "gateway/pipeline/pipeline.h"
 
@@ -34,6 +35,13 @@ class FixedStage final : public Stage {
 class DeferredRunner final : public JobRunner {
  public:
   void submit(Job job, Duration, Done done) override { pending.push_back({std::move(job), std::move(done)}); }
+  void await(Deferred deferred, Duration, Done done) override {
+    awaiting.push_back(std::move(done));
+    deferred.subscribe([this, index = awaiting.size() - 1](Verdict verdict) {
+      if (awaiting[index]) std::exchange(awaiting[index], nullptr)(std::move(verdict));
+    });
+  }
+  std::vector<Done> awaiting;
   void runNext() {
     auto entry = std::move(pending.front());
     pending.pop_front();
@@ -158,6 +166,34 @@ BOOST_AUTO_TEST_CASE(a_job_that_times_out_is_a_tempfail) {
   BOOST_TEST(result->reply.code() == 451);
   BOOST_TEST(result->reply.enhanced() == "4.3.0");
   BOOST_TEST(result->outcomes[0].reason.find("did not answer") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_deferred_verdict_resumes_the_run_when_it_is_known) {
+  // A stage that started work earlier hands out a Deferred; the run waits, holding no thread.
+  class Awaiting final : public Stage {
+   public:
+    std::string_view name() const override { return "awaiting"; }
+    PhaseMask phases() const override { return phaseBit(Phase::Rcpt); }
+    Step check(const StageInput&) const override {
+      return Deferred{[this](Deferred::Resume resume) { resumes.push_back(std::move(resume)); }};
+    }
+    mutable std::vector<Deferred::Resume> resumes;
+  };
+  auto owned = std::make_unique<Awaiting>();
+  Awaiting* awaiting = owned.get();
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::move(owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::Rcpt;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_TEST(!result);
+  BOOST_REQUIRE(awaiting->resumes.size() == 1u);
+  awaiting->resumes[0](Verdict::reject(Reply::of(550, "5.7.23", "no"), "late"));
+  BOOST_REQUIRE(result);
+  BOOST_TEST(result->reply.summary() == "550 5.7.23 no");
 }
 
 BOOST_AUTO_TEST_CASE(a_run_keeps_its_pipeline_alive) {
