@@ -93,7 +93,9 @@ std::string printable(std::string_view text, std::size_t max, bool in_comment = 
 }
 
 std::string comment(const SpfOutcome& outcome, const SpfRequest& request, std::string_view receiver) {
-  std::string who = outcome.identity == "helo" ? "helo " + outcome.domain : "domain of " + outcome.sender;
+  // Domain and sender come from the client: only printable ASCII goes into a header.
+  std::string who = outcome.identity == "helo" ? "helo " + printable(outcome.domain, 255)
+                                               : "domain of " + printable(outcome.sender, 320);
   switch (outcome.result) {
     case SpfResult::Pass: return std::string(receiver) + ": " + who + " designates " + request.client_ip + " as permitted sender";
     case SpfResult::Fail: return std::string(receiver) + ": " + who + " does not designate " + request.client_ip + " as permitted sender";
@@ -123,8 +125,8 @@ std::string authResult(const SpfOutcome& outcome, const SpfRequest& request) {
   // RFC 8601 §2.7.2: smtp.mailfrom carries the checked address; smtp.helo the HELO identity.
   std::string entry = std::string("spf=") + spfResultName(outcome.result);
   if (outcome.result != SpfResult::Pass) entry += " (" + comment(outcome, request, request.receiver) + ")";
-  if (outcome.identity == "helo") entry += " smtp.helo=" + outcome.domain;
-  else entry += " smtp.mailfrom=" + outcome.sender;
+  if (outcome.identity == "helo") entry += " smtp.helo=" + printable(outcome.domain, 255);
+  else entry += " smtp.mailfrom=" + printable(outcome.sender, 320);
   return entry;
 }
 

@@ -15,6 +15,8 @@ namespace ev = session_event;
 // leave unread, before the gateway stops reading from it: bounded memory per connection.
 constexpr std::size_t max_input_ahead_octets = 256 * 1024;
 constexpr std::size_t max_unread_output_octets = 1024 * 1024;
+// How long the last replies may take to leave once a connection is closing.
+constexpr std::chrono::seconds close_linger{10};
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -598,8 +600,18 @@ void ClientConnection::closeConnection() {
     limited_ = false;
     worker_.remove(this);
   }
-  // The last replies (221, 421) go out before the socket closes.
-  if (writes_in_flight_ > 0 || handles_closing_) return;
+  // The last replies (221, 421) go out before the socket closes, but a client that never reads
+  // must not keep the connection forever: after a short linger it is closed anyway (uv_close
+  // cancels the writes).
+  if (handles_closing_) return;
+  if (writes_in_flight_ > 0 && !linger_expired_) {
+    uv_timer_start(&idle_timer_, [](uv_timer_t* timer) {
+      auto* self = static_cast<ClientConnection*>(timer->data);
+      self->linger_expired_ = true;
+      self->closeConnection();
+    }, static_cast<uint64_t>(close_linger.count()), 0);
+    return;
+  }
   handles_closing_ = true;
   auto on_close = [](uv_handle_t* handle) {
     auto* self = static_cast<ClientConnection*>(handle->data);

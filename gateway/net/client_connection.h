@@ -90,6 +90,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   bool reading_ = false;
   bool closing_ = false;
   bool handles_closing_ = false;
+  bool linger_expired_ = false;
   bool draining_ = false;
   bool command_timer_armed_ = false;
   std::size_t writes_in_flight_ = 0;

@@ -51,7 +51,13 @@ void Downstream::recipient(const Path& sender, std::optional<uint64_t> size, Bod
     handler(unavailable("connection lost"));
     return;
   }
-  if (state_ == State::Idle) connect();
+  if (state_ == State::Idle) {
+    connect();
+    if (broken()) {  // the connect failed at once (no route, no descriptors)
+      handler(unavailable("connect failed"));
+      return;
+    }
+  }
   if (!in_transaction_) {
     in_transaction_ = true;
     mail_refused_.reset();
@@ -77,11 +83,17 @@ void Downstream::message(std::shared_ptr<const OutgoingMessage> content, ReplyHa
   enqueue({Command::Data, [](SmtpClient& client) { client.data(); },
            [this, content = std::move(content)](const Reply& reply) mutable {
              if (broken()) return;  // fail() already answered message_handler_
+             // The transaction was abandoned while DATA was on its way: never send the message.
+             if (!in_transaction_) {
+               fail("transaction abandoned");
+               return;
+             }
              if (reply.code() != 354) {
-               in_transaction_ = false;
+               // RSET first (the downstream still holds MAIL and RCPT), then the handler, which
+               // may start the next transaction at once.
                auto handler = std::move(message_handler_);
-               handler(reply);
                reset();
+               handler(reply);
                return;
              }
              content_ = std::move(content);
@@ -95,6 +107,12 @@ void Downstream::message(std::shared_ptr<const OutgoingMessage> content, ReplyHa
 void Downstream::reset() {
   if (broken() || !in_transaction_) {
     in_transaction_ = false;
+    return;
+  }
+  // A message on its way must not reach its final dot once the client is gone: the client will
+  // send it again, and it would be delivered twice. Dropping the connection is the only way.
+  if (streaming_) {
+    fail("transaction abandoned while the message was sent");
     return;
   }
   in_transaction_ = false;

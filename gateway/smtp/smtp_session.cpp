@@ -38,6 +38,7 @@ const Reply& badSequence(std::string_view why) {
 SmtpSession::SmtpSession(SessionSettings settings) : settings_(std::move(settings)) {}
 
 void SmtpSession::greet(const Reply& reply) {
+  if (state_ == State::Closed) return;  // closed before the greeting (shutting down)
   send(reply);
   // Until the client says HELO/EHLO, MAIL is out of sequence (RFC 5321 §4.1.4).
   state_ = reply.code() == 220 ? State::Connected : State::Closed;
@@ -95,39 +96,43 @@ SessionEvent SmtpSession::refuse(std::string_view verb, std::string_view argumen
 
 SessionEvent SmtpSession::next() {
   chunk_.clear();
-  if (state_ == State::Closed) return ev::Closed{};
-  if (pending_ != Pending::None) return ev::AwaitingAnswer{};
-  if (deferred_helo_) {
-    pending_ = Pending::Helo;
-    ev::Helo helo = std::move(*deferred_helo_);
-    deferred_helo_.reset();
-    return helo;
-  }
-  compactInput();
-  if (state_ == State::Data) return dataLines();
-
-  std::string_view buffered = std::string_view(input_).substr(consumed_);
-  std::size_t lf = buffered.find('\n');
-  if (lf == std::string_view::npos) {
-    // RFC 5321 §4.5.3.1.6: refuse the line once it is known to be too long, but keep reading
-    // to its end so the rest of it is not taken for commands.
-    if (buffered.size() >= max_line_octets) {
-      discarding_long_line_ = true;
-      consumed_ = input_.size();
+  // A loop, not recursion: a client may pipeline any number of NOOPs (each answered here with
+  // no event), and each must not cost stack.
+  while (true) {
+    if (state_ == State::Closed) return ev::Closed{};
+    if (pending_ != Pending::None) return ev::AwaitingAnswer{};
+    if (deferred_helo_) {
+      pending_ = Pending::Helo;
+      ev::Helo helo = std::move(*deferred_helo_);
+      deferred_helo_.reset();
+      return helo;
     }
-    return ev::NeedInput{};
+    compactInput();
+    if (state_ == State::Data) return dataLines();
+
+    std::string_view buffered = std::string_view(input_).substr(consumed_);
+    std::size_t lf = buffered.find('\n');
+    if (lf == std::string_view::npos) {
+      // RFC 5321 §4.5.3.1.6: refuse the line once it is known to be too long, but keep reading
+      // to its end so the rest of it is not taken for commands.
+      if (buffered.size() >= max_line_octets) {
+        discarding_long_line_ = true;
+        consumed_ = input_.size();
+      }
+      return ev::NeedInput{};
+    }
+    std::string_view line = buffered.substr(0, lf);
+    consumed_ += lf + 1;
+    if (discarding_long_line_ || lf + 1 > max_line_octets) {
+      discarding_long_line_ = false;
+      return refuse("", "", Reply::of(500, "5.5.2", "Error: line too long"));
+    }
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (auto event = command(line)) return std::move(*event);
   }
-  std::string_view line = buffered.substr(0, lf);
-  consumed_ += lf + 1;
-  if (discarding_long_line_ || lf + 1 > max_line_octets) {
-    discarding_long_line_ = false;
-    return refuse("", "", Reply::of(500, "5.5.2", "Error: line too long"));
-  }
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  return command(line);
 }
 
-SessionEvent SmtpSession::command(std::string_view line) {
+std::optional<SessionEvent> SmtpSession::command(std::string_view line) {
   std::size_t space = line.find(' ');
   std::string_view verb = line.substr(0, space);
   std::string_view argument =
@@ -136,7 +141,10 @@ SessionEvent SmtpSession::command(std::string_view line) {
   if (verbIs(verb, "EHLO") || verbIs(verb, "HELO")) {
     bool extended = verbIs(verb, "EHLO");
     // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
-    if (argument.empty() || argument.find(' ') != std::string_view::npos)
+    bool printable = true;
+    for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
+    // A bare CR or other control byte here would reach headers (Received, Received-SPF).
+    if (argument.empty() || !printable)
       return refuse(verb, argument, Reply::of(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"));
     bool was_in_transaction = inTransaction();
     resetTransaction();
@@ -183,7 +191,7 @@ SessionEvent SmtpSession::command(std::string_view line) {
     data_oversized_ = false;
     data_flaw_ = Flaw::None;
     previous_line_ended_crlf_ = true;
-    return next();
+    return std::nullopt;
   }
   if (verbIs(verb, "RSET")) {
     if (!argument.empty()) return refuse(verb, argument, Reply::of(501, "5.5.4", "Syntax: RSET"));
@@ -192,11 +200,11 @@ SessionEvent SmtpSession::command(std::string_view line) {
     if (state_ == State::Mail) state_ = State::Greeted;
     send(Reply::of(250, "2.0.0", "Ok"));
     if (was_in_transaction) return ev::Reset{};
-    return next();
+    return std::nullopt;
   }
   if (verbIs(verb, "NOOP")) {
     send(Reply::of(250, "2.0.0", "Ok"));
-    return next();
+    return std::nullopt;
   }
   if (verbIs(verb, "QUIT")) {
     send(Reply::of(221, "2.0.0", "Bye"));
@@ -207,13 +215,13 @@ SessionEvent SmtpSession::command(std::string_view line) {
     if (argument.empty()) return refuse(verb, argument, Reply::of(501, "5.5.4", "Syntax: VRFY address"));
     // RFC 5321 §3.5.3: 252 when the server will not verify but will accept mail for it.
     send(Reply::of(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"));
-    return next();
+    return std::nullopt;
   }
   if (verbIs(verb, "HELP")) {
     send(Reply::of(214, "2.0.0",
                    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\n"
                    "See RFC 5321"));
-    return next();
+    return std::nullopt;
   }
   if (verbIs(verb, "EXPN") || verbIs(verb, "STARTTLS") || verbIs(verb, "AUTH") ||
       verbIs(verb, "ETRN") || verbIs(verb, "TURN") || verbIs(verb, "BDAT")) {

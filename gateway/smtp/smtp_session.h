@@ -91,7 +91,8 @@ class SmtpSession {
   enum class Pending { None, Helo, Mail, Rcpt, EndOfData };
   enum class Flaw { None, BareLineFeed, BareCarriageReturn, LineTooLong };
 
-  SessionEvent command(std::string_view line);
+  // An event for the host, or nullopt when the command was answered here and parsing goes on.
+  std::optional<SessionEvent> command(std::string_view line);
   SessionEvent dataLines();
   SessionEvent endOfData();
   SessionEvent refuse(std::string_view verb, std::string_view argument, const Reply& reply);

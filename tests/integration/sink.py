@@ -156,6 +156,7 @@ class Sink:
         reject_rcpts: Optional[dict[str, str]] = None,
         mail_reply: Optional[str] = None,
         data_reply: Optional[str] = None,
+        data_command_reply: Optional[str] = None,
         drop_during_data: bool = False,
         drop_after_dot: bool = False,
         delay_seconds: float = 0.0,
@@ -171,6 +172,7 @@ class Sink:
         self.reject_rcpts = {k.lower(): v for k, v in (reject_rcpts or {}).items()}
         self.mail_reply = mail_reply
         self.data_reply = data_reply
+        self.data_command_reply = data_command_reply  # instead of 354 to the DATA command
         self.drop_during_data = drop_during_data
         self.drop_after_dot = drop_after_dot
         self.delay_seconds = delay_seconds
@@ -471,6 +473,8 @@ class _Session:
             return self.reply("DATA", "503 5.5.1 Error: need MAIL command")
         if not self.rcpts:
             return self.reply("DATA", "554 5.5.1 Error: no valid recipients")
+        if self.sink.data_command_reply:
+            return self.reply("DATA", self.sink.data_command_reply)
         self.reply("DATA", "354 End data with <CR><LF>.<CR><LF>")
         sink = self.sink
         if sink.drop_during_data:

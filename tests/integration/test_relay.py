@@ -4,6 +4,7 @@ client, and what the client hears when the downstream fails."""
 from __future__ import annotations
 
 import collections
+import os
 import smtplib
 import socket
 import threading
@@ -355,3 +356,41 @@ def test_downstream_closing_an_idle_connection_does_not_fail_the_next_session(st
     time.sleep(0.3)
     assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message()) == {}
     sink.wait_for_messages(2)
+
+
+def test_downstream_refusing_data_leaves_the_connection_fit_for_the_next_transaction(gateway, sink):
+    """A 4xx to DATA downstream: the client hears it, the downstream gets RSET, and the next
+    transaction on the same connections goes through (no nested MAIL downstream)."""
+    sink.data_command_reply = "452 4.3.1 Insufficient system storage"
+    with Raw.session(gateway.port) as raw:
+        raw.transaction("a@example.com", ["b@example.org"], make_message(subject="first")).check(452, "4.3.1")
+        sink.data_command_reply = None
+        raw.transaction("a@example.com", ["b@example.org"], make_message(subject="second")).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert b"Subject: second" in delivery.content()
+
+
+def test_a_client_that_never_reads_is_closed_after_a_linger(start_gateway, sink):
+    """The gateway stops reading from a client that leaves replies unread, times it out, and
+    closes its socket within idle_timeout + the 10 s linger, although the last reply cannot be
+    written (no descriptor kept forever)."""
+    gw = start_gateway(sink=sink, server={"idle_timeout": "1s"})
+    fd_dir = f"/proc/{gw.pid}/fd"
+    baseline = len(os.listdir(fd_dir))
+    hog = socket.socket()
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect(("127.0.0.1", gw.port))
+    try:
+        hog.settimeout(3)
+        payload = b"NOOP\r\n" * 100000
+        try:
+            for _ in range(40):
+                hog.sendall(payload)
+        except (socket.timeout, OSError):
+            pass  # the gateway stopped reading: its replies are piling up unread
+        deadline = time.monotonic() + 20
+        while len(os.listdir(fd_dir)) > baseline:
+            assert time.monotonic() < deadline, "the connection that never reads was never closed"
+            time.sleep(0.5)
+    finally:
+        hog.close()

@@ -232,6 +232,21 @@ BOOST_AUTO_TEST_CASE(refused_greeting_closes) {
   BOOST_TEST(session.takeOutput() == "421 4.7.0 too many connections\r\n");
 }
 
+BOOST_AUTO_TEST_CASE(a_flood_of_pipelined_noops_costs_no_stack) {
+  ScriptedHost host(SessionSettings{});
+  std::string flood;
+  for (int i = 0; i < 200000; ++i) flood += "NOOP\n";
+  host.output.clear();
+  host.feed(flood);
+  BOOST_TEST(host.output.size() == 200000u * std::string("250 2.0.0 Ok\r\n").size() + std::string("220 mx.test ESMTP\r\n").size());
+}
+
+BOOST_AUTO_TEST_CASE(helo_with_control_characters_is_refused) {
+  ScriptedHost host(SessionSettings{});
+  host.feed("EHLO a\r.\rb\r\nHELO a\tb\r\nHELO ok.example\r\n");
+  BOOST_TEST(host.output == "220 mx.test ESMTP\r\n501 5.5.4 Syntax: EHLO hostname\r\n501 5.5.4 Syntax: HELO hostname\r\n250 mx.test\r\n");
+}
+
 BOOST_AUTO_TEST_CASE(large_message_memory_stays_bounded) {
   // 20 MiB of DATA through the session: no chunk holds more than what one receive() gave it,
   // and the input buffer never holds more than a line past what was fed.
