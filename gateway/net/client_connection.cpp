@@ -564,8 +564,11 @@ void ClientConnection::armTimers() {
   uv_timer_start(&idle_timer_, [](uv_timer_t* timer) { static_cast<ClientConnection*>(timer->data)->onTimeout("idle timeout"); },
                  static_cast<uint64_t>(server.idle_timeout.count()), 0);
   // A line that never ends (one byte at a time, each resetting the idle timer) is cut off here.
-  if (session_.bufferedInput() > 0 && !command_timer_armed_) {
+  // It times one line: restarted whenever a line was completed since it was armed.
+  bool progressed = session_.linesRead() != lines_at_command_timer_;
+  if (session_.bufferedInput() > 0 && (!command_timer_armed_ || progressed)) {
     command_timer_armed_ = true;
+    lines_at_command_timer_ = session_.linesRead();
     uv_timer_start(&command_timer_, [](uv_timer_t* timer) { static_cast<ClientConnection*>(timer->data)->onTimeout("command timeout"); },
                    static_cast<uint64_t>(server.command_timeout.count()), 0);
   } else if (session_.bufferedInput() == 0 && command_timer_armed_) {

@@ -93,6 +93,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   bool linger_expired_ = false;
   bool draining_ = false;
   bool command_timer_armed_ = false;
+  uint64_t lines_at_command_timer_ = 0;
   std::size_t writes_in_flight_ = 0;
 };
 

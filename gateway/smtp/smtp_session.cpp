@@ -123,6 +123,7 @@ SessionEvent SmtpSession::next() {
     }
     std::string_view line = buffered.substr(0, lf);
     consumed_ += lf + 1;
+    ++lines_read_;
     if (discarding_long_line_ || lf + 1 > max_line_octets) {
       discarding_long_line_ = false;
       return refuse("", "", Reply::of(500, "5.5.2", "Error: line too long"));
@@ -255,6 +256,7 @@ SessionEvent SmtpSession::dataLines() {
     std::size_t length = static_cast<std::size_t>(lf - start) + 1;
     std::string_view line(start, length);
     consumed_ += length;
+    ++lines_read_;
     bool ends_crlf = length >= 2 ? line[length - 2] == '\r' : discarding_long_line_ && discarded_cr_last_;
     if (discarding_long_line_) {
       discarding_long_line_ = false;

@@ -80,6 +80,8 @@ class SmtpSession {
   std::string takeOutput();
   bool hasOutput() const { return !output_.empty(); }
   std::size_t bufferedInput() const { return input_.size() - consumed_; }
+  // Complete lines read so far (commands and DATA lines): progress, for the host's line timer.
+  uint64_t linesRead() const { return lines_read_; }
   bool closed() const { return state_ == State::Closed; }
   bool inTransaction() const { return state_ == State::Mail || state_ == State::Data; }
   bool inData() const { return state_ == State::Data; }
@@ -111,6 +113,7 @@ class SmtpSession {
   bool discarding_long_line_ = false;
   bool discarded_cr_last_ = false;
   uint32_t protocol_errors_ = 0;
+  uint64_t lines_read_ = 0;
   // Transaction state
   uint32_t recipients_tried_ = 0;
   uint32_t recipients_accepted_ = 0;

@@ -316,3 +316,31 @@ def test_connection_reset_mid_data_delivers_nothing(gateway, sink):
     assert sink.messages == []
     with Raw.session(gateway.port) as again:  # the gateway is fine
         again.cmd("NOOP").check(250)
+
+
+def test_command_timeout_times_one_line_not_a_progressing_message(start_gateway, sink):
+    """server.command_timeout bounds one line; DATA that keeps completing lines is not cut."""
+    gw = start_gateway(sink=sink, server={"command_timeout": "1s", "idle_timeout": "5s"})
+    with Raw.session(gw.port) as raw:
+        open_transaction(raw)
+        raw.send(b"Subject: slow\r\n\r\nfirst part")
+        for number in range(8):  # 3.2 s in all, always with a partial line buffered
+            time.sleep(0.4)
+            raw.send(f" rest {number}\r\nnext part".encode())
+        raw.send(b"\r\n.\r\n")
+        raw.read_reply(timeout=10).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert b"rest 7" in delivery.content()
+
+
+def test_command_timeout_cuts_a_line_that_never_ends(start_gateway, sink):
+    gw = start_gateway(sink=sink, server={"command_timeout": "1s", "idle_timeout": "5s"})
+    with Raw.session(gw.port) as raw:
+        raw.send(b"NOOP")
+        try:
+            for _ in range(6):  # a byte now and then keeps the idle timer away, not the line timer
+                time.sleep(0.3)
+                raw.send(b" ")
+        except OSError:
+            pass  # closed after the 421, as it should be
+        raw.read_reply(timeout=5).check(421, "4.4.2")
