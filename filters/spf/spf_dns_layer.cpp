@@ -8,17 +8,6 @@
 namespace mailgate {
 namespace {
 
-const char* typeName(uint16_t type) {
-  switch (type) {
-    case dns_type::A: return "A";
-    case dns_type::AAAA: return "AAAA";
-    case dns_type::MX: return "MX";
-    case dns_type::PTR: return "PTR";
-    case dns_type::TXT: return "TXT";
-    default: return "?";
-  }
-}
-
 std::string failureText(const DnsRecordSet& records) {
   const char* status = "error";
   switch (records.status) {
@@ -143,7 +132,7 @@ SPF_dns_rr_t* SpfDnsLayer::answer(const char* domain, ns_type type, bool should_
   // lookup of a PTR name skips that name — not temperror (libspf2 says temperror).
   bool ptr_path = qtype == dns_type::PTR || role == LookupRole::PtrAddress || role == LookupRole::PtrMacroAddress;
   if (ptr_path) return spf2EmptyAnswer(&server_, domain, type, NO_DATA);
-  if (temp_error_.empty()) temp_error_ = *name + " " + typeName(qtype) + ": " + failureText(records);
+  if (temp_error_.empty()) temp_error_ = *name + " " + dnsTypeName(qtype) + ": " + failureText(records);
   return spf2EmptyAnswer(&server_, domain, type, TRY_AGAIN);
 }
 

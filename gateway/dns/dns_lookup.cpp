@@ -93,6 +93,18 @@ bool skipName(std::string_view message, std::size_t& offset) {
 
 }  // namespace
 
+const char* dnsTypeName(uint16_t type) {
+  switch (type) {
+    case dns_type::A: return "A";
+    case dns_type::AAAA: return "AAAA";
+    case dns_type::MX: return "MX";
+    case dns_type::PTR: return "PTR";
+    case dns_type::TXT: return "TXT";
+    case dns_type::SPF: return "SPF";
+  }
+  return "?";
+}
+
 const char* dnsStatusName(DnsStatus status) {
   switch (status) {
     case DnsStatus::Ok: return "ok";

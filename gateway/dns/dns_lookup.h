@@ -30,6 +30,7 @@ enum class DnsStatus {
   Error,     // the question itself was bad (e.g. a name too long), or the resolver failed
 };
 
+const char* dnsTypeName(uint16_t type);      // "A", "AAAA", "MX", "PTR", "TXT", "SPF", else "?"
 const char* dnsStatusName(DnsStatus status);  // "ok", "nodata", "nxdomain", "servfail", "timeout", "error"
 
 struct DnsRecordSet {

@@ -11,17 +11,12 @@ struct WorkItem {
   std::move_only_function<void()> after;
 };
 
-struct TimedJob {
+// A Done raced against a timer: whichever comes first answers; the other is ignored.
+struct TimedAnswer {
   uv_timer_t timer;
-  Job job;
-  std::optional<Verdict> result;
   JobRunner::Done done;
   bool answered = false;
-  int owners = 2;  // the pool's after-callback and the timer's close callback
 
-  void release() {
-    if (--owners == 0) delete this;
-  }
   void answer(std::optional<Verdict> verdict) {
     if (answered) return;
     answered = true;
@@ -31,19 +26,27 @@ struct TimedJob {
   }
 };
 
-// One await: whichever of the verdict and the timer comes first answers; the other is ignored.
-struct AwaitState {
-  uv_timer_t timer;
-  JobRunner::Done done;
-  bool answered = false;
+struct TimedJob : TimedAnswer {
+  Job job;
+  std::optional<Verdict> result;
+  int owners = 2;  // the pool's after-callback and the timer's close callback
+
+  void release() {
+    if (--owners == 0) delete this;
+  }
+};
+
+struct AwaitState : TimedAnswer {
   bool timer_closed = false;
 
-  void answer(std::optional<Verdict> verdict) {
-    if (answered) return;
-    answered = true;
-    uv_timer_stop(&timer);
-    auto callback = std::move(done);
-    callback(std::move(verdict));
+  // Answers, then closes the timer once; the close callback drops the loop's reference.
+  void finish(std::optional<Verdict> verdict) {
+    answer(std::move(verdict));
+    if (timer_closed) return;
+    timer_closed = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), [](uv_handle_t* handle) {
+      delete static_cast<std::shared_ptr<AwaitState>*>(handle->data);
+    });
   }
 };
 
@@ -57,30 +60,11 @@ void UvJobRunner::await(Deferred deferred, Duration timeout, Done done) {
   uv_timer_init(loop_, &state->timer);
   auto* keep = new std::shared_ptr<AwaitState>(state);  // released in the close callback
   state->timer.data = keep;
-  auto close = [](AwaitState& self) {
-    if (self.timer_closed) return;
-    self.timer_closed = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&self.timer), [](uv_handle_t* handle) {
-      delete static_cast<std::shared_ptr<AwaitState>*>(handle->data);
-    });
-  };
   uv_timer_start(
       &state->timer,
-      [](uv_timer_t* timer) {
-        auto& self = **static_cast<std::shared_ptr<AwaitState>*>(timer->data);
-        self.answer(std::nullopt);
-        if (!self.timer_closed) {
-          self.timer_closed = true;
-          uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* handle) {
-            delete static_cast<std::shared_ptr<AwaitState>*>(handle->data);
-          });
-        }
-      },
+      [](uv_timer_t* timer) { (*static_cast<std::shared_ptr<AwaitState>*>(timer->data))->finish(std::nullopt); },
       static_cast<uint64_t>(timeout.count()), 0);
-  deferred.subscribe([state, close](Verdict verdict) {
-    state->answer(std::move(verdict));
-    close(*state);
-  });
+  deferred.subscribe([state](Verdict verdict) { state->finish(std::move(verdict)); });
 }
 
 void queueWork(uv_loop_t* loop, std::move_only_function<void()> work, std::move_only_function<void()> after) {

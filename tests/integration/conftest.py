@@ -174,3 +174,14 @@ def smtp_sink(request, tmp_path):
     pf.start()
     yield pf
     pf.stop()
+
+
+@pytest.fixture(scope="module")
+def dns(request, tmp_path_factory):
+    """A real DNS server (unbound on loopback) serving the test module's ZONES, for the module."""
+    from dns_server import DnsServer
+
+    server = DnsServer(request.module.ZONES, directory=tmp_path_factory.mktemp("dns"))
+    server.start()
+    yield server
+    server.stop()

@@ -35,14 +35,6 @@ ZONES = {
 }
 
 
-@pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    server = DnsServer(ZONES, directory=tmp_path_factory.mktemp("dns"))
-    server.start()
-    yield server
-    server.stop()
-
-
 def ask(dns: DnsServer, name: str, qtype: str, **kwargs) -> dnslib.DNSRecord:
     reply = dns.ask(name, qtype, **kwargs)
     assert reply is not None, f"no answer for {name} {qtype}"

@@ -45,14 +45,6 @@ class Run(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    server = DnsServer(ZONES, directory=tmp_path_factory.mktemp("dns"))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def binary(mailgate_bin):
     return mailgate_bin
 

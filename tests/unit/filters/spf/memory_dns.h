@@ -36,7 +36,7 @@ class MemoryDns final : public DnsLookup {
     ++queries_;
     {
       std::lock_guard lock(mutex_);
-      log_.push_back(std::string(name) + " " + typeName(type));
+      log_.push_back(std::string(name) + " " + dnsTypeName(type));
     }
     std::set<std::string> seen;
     return resolve(key(name), type, seen);
@@ -64,18 +64,6 @@ class MemoryDns final : public DnsLookup {
     return lowered;
   }
 
-  static const char* typeName(uint16_t type) {
-    switch (type) {
-      case dns_type::A: return "A";
-      case dns_type::AAAA: return "AAAA";
-      case dns_type::MX: return "MX";
-      case dns_type::PTR: return "PTR";
-      case dns_type::TXT: return "TXT";
-      case dns_type::SPF: return "SPF";
-      default: return "?";
-    }
-  }
-
   static std::string withoutDot(std::string name) {
     if (!name.empty() && name.back() == '.') name.pop_back();
     return name;
@@ -88,7 +76,7 @@ class MemoryDns final : public DnsLookup {
       records.status = DnsStatus::NxDomain;
       return records;
     }
-    const std::string wanted = typeName(type);
+    const std::string wanted = dnsTypeName(type);
     bool answered = false;
     const Entry* cname = nullptr;
     for (const Entry& entry : found->second) {
