@@ -370,17 +370,48 @@ def test_downstream_refusing_data_leaves_the_connection_fit_for_the_next_transac
     assert b"Subject: second" in delivery.content()
 
 
+def _socket_inode(local_port, remote_port, timeout=5.0):
+    """The inode of the TCP socket local_port <-> remote_port on loopback, from /proc/net/tcp."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/tcp") as table:
+            for row in table.read().splitlines()[1:]:
+                fields = row.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == remote_port and inode != "0":
+                    return inode
+        assert time.monotonic() < deadline, "no such socket in /proc/net/tcp"
+        time.sleep(0.05)
+
+
+def _holds_socket(pid, inode):
+    """Whether process pid has a descriptor open on socket inode."""
+    target = f"socket:[{inode}]"
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except FileNotFoundError:
+            pass  # closed while we looked
+    return False
+
+
 def test_a_client_that_never_reads_is_closed_after_a_linger(start_gateway, sink):
     """The gateway stops reading from a client that leaves replies unread, times it out, and
     closes its socket within idle_timeout + the 10 s linger, although the last reply cannot be
     written (no descriptor kept forever)."""
     gw = start_gateway(sink=sink, server={"idle_timeout": "1s"})
-    fd_dir = f"/proc/{gw.pid}/fd"
-    baseline = len(os.listdir(fd_dir))
     hog = socket.socket()
     hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hog.connect(("127.0.0.1", gw.port))
     try:
+        # Follow this one connection's descriptor, not a count of all descriptors: workers of a
+        # loaded machine may still be opening theirs when the test starts.
+        gateway_side = _socket_inode(local_port=gw.port, remote_port=hog.getsockname()[1])
+        accept_deadline = time.monotonic() + 5
+        while not _holds_socket(gw.pid, gateway_side):
+            assert time.monotonic() < accept_deadline, "the gateway never accepted the connection"
+            time.sleep(0.05)
         hog.settimeout(3)
         payload = b"NOOP\r\n" * 100000
         try:
@@ -389,7 +420,7 @@ def test_a_client_that_never_reads_is_closed_after_a_linger(start_gateway, sink)
         except (socket.timeout, OSError):
             pass  # the gateway stopped reading: its replies are piling up unread
         deadline = time.monotonic() + 20
-        while len(os.listdir(fd_dir)) > baseline:
+        while _holds_socket(gw.pid, gateway_side):
             assert time.monotonic() < deadline, "the connection that never reads was never closed"
             time.sleep(0.5)
     finally:
