@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "gateway/c/unbound.h"
+#include "gateway/dns/answer_cache.h"
 #include "gateway/util/c_free.h"
 
 namespace mailgate {
@@ -180,6 +181,7 @@ DnsRecordSet recordSet(const ub_result& result, uint16_t type) {
 // with its own deadline.
 struct Resolver::Engine {
   UbContext context;
+  AnswerCache answers;
   // Written once, by the destructor, to stop the dispatcher.
   FileDescriptor wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
   Duration deadline{};
@@ -272,6 +274,7 @@ DnsRecordSet Resolver::query(std::string_view name, uint16_t type) const {
     answer.error = std::move(question.error());
     return answer;
   }
+  if (auto cached = engine_->answers.find(name, type)) return std::move(*cached);
   ub_ctx* context = engine_->context.get();
   auto deadline = std::chrono::steady_clock::now() + engine_->deadline;
   auto ticket = std::make_unique<Ticket>(std::make_shared<Pending>());
@@ -304,7 +307,9 @@ DnsRecordSet Resolver::query(std::string_view name, uint16_t type) const {
     answer.error = unboundError("resolving", error);
     return answer;
   }
-  return recordSet(*result, type);
+  DnsRecordSet set = recordSet(*result, type);
+  engine_->answers.store(name, type, set, result->ttl);
+  return set;
 }
 
 }  // namespace mailgate
