@@ -60,6 +60,15 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
     if (outcome.shadow) stage["shadow"] = true;
     if (outcome.kind == Verdict::Kind::Tag) stage["score"] = outcome.score;
     for (const auto& [key, value] : outcome.details) stage[key] = value;
+    for (const auto& [key, items] : outcome.detail_lists) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& item : items) {
+        nlohmann::json entry = nlohmann::json::object();
+        for (const auto& [name, value] : item) entry[name] = value;
+        list.push_back(std::move(entry));
+      }
+      stage[key] = std::move(list);
+    }
     stages.push_back(std::move(stage));
   }
   record["stages"] = std::move(stages);

@@ -47,10 +47,16 @@ std::shared_ptr<const Pipeline> Pipeline::make(std::vector<PipelineStage> stages
 Pipeline::Pipeline(std::vector<PipelineStage> stages) : stages_(std::move(stages)) {
   for (const auto& entry : stages_) {
     phases_ |= entry.stage->phases();
+    reads_while_arriving_ = reads_while_arriving_ || entry.stage->readsMessageWhileArriving();
     if (auto limit = entry.stage->maxMessageBytes()) {
       max_message_bytes_ = max_message_bytes_ ? std::min(*max_message_bytes_, *limit) : *limit;
     }
   }
+}
+
+void Pipeline::messageBytes(const StageInput& input, std::string_view bytes) const {
+  for (const auto& entry : stages_)
+    if (entry.stage->readsMessageWhileArriving()) entry.stage->messageBytes(input, bytes);
 }
 
 void Pipeline::run(StageInput input, JobRunner& runner,
@@ -72,7 +78,7 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
                        verdict.ends() ? verdict.reply.summary() : std::string(), verdict.score,
                        entry.mode == StageMode::Shadow,
                        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
-                       std::move(verdict.details)};
+                       std::move(verdict.details), std::move(verdict.detail_lists)};
   result.outcomes.push_back(std::move(outcome));
   // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens.
   if (entry.mode == StageMode::Shadow) return false;

@@ -44,6 +44,7 @@ struct StageOutcome {
   bool shadow = false;  // what the stage would have done; the transaction went on
   std::chrono::microseconds duration{0};
   std::vector<std::pair<std::string, std::string>> details;
+  std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
 };
 
 struct PhaseResult {
@@ -72,6 +73,9 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   void run(StageInput input, JobRunner& runner, std::move_only_function<void(PhaseResult)> done) const;
 
   bool hooks(Phase phase) const { return (phases_ & phaseBit(phase)) != 0; }
+  // Whether any stage reads the message while it arrives, and the call that hands it a piece.
+  bool readsMessageWhileArriving() const { return reads_while_arriving_; }
+  void messageBytes(const StageInput& input, std::string_view bytes) const;
   std::optional<uint64_t> maxMessageBytes() const { return max_message_bytes_; }
   const std::vector<PipelineStage>& stages() const { return stages_; }
 
@@ -81,6 +85,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
 
   std::vector<PipelineStage> stages_;
   PhaseMask phases_ = 0;
+  bool reads_while_arriving_ = false;
   std::optional<uint64_t> max_message_bytes_;
 };
 

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "gateway/pipeline/auth_facts.h"
 #include "gateway/pipeline/verdict.h"
 #include "gateway/smtp/address.h"
 #include "gateway/spool/spool.h"
@@ -38,9 +39,12 @@ class TransactionScratch {
     return found == slots_.end() ? nullptr : std::static_pointer_cast<T>(found->second);
   }
   void set(const Stage* stage, std::shared_ptr<void> value) { slots_[stage] = std::move(value); }
+  // Shared by the authentication stages (spf, dkim → dmarc); jobs may keep the pointer.
+  const std::shared_ptr<AuthFacts>& auth() const { return auth_; }
 
  private:
   std::map<const Stage*, std::shared_ptr<void>> slots_;
+  std::shared_ptr<AuthFacts> auth_ = std::make_shared<AuthFacts>();
 };
 
 // What a stage may look at. Copied into each run of a phase, so a Job may keep it.
@@ -81,6 +85,15 @@ class Stage {
   // The size this stage refuses messages above, advertised with EHLO SIZE and enforced while DATA
   // arrives so that a refused message is never held whole.
   virtual std::optional<uint64_t> maxMessageBytes() const { return std::nullopt; }
+  // Stages that read the message while it arrives (DKIM hashes the body as DATA comes in, so the
+  // end of data costs no second pass) get each piece, in order, as received and dot-unstuffed, on
+  // the loop: they must only copy it and hand work to `input.background`. A message refused while
+  // it arrives gets no end; what the stage kept goes with the transaction's scratch.
+  virtual bool readsMessageWhileArriving() const { return false; }
+  virtual void messageBytes(const StageInput& input, std::string_view bytes) const {
+    (void)input;
+    (void)bytes;
+  }
 };
 
 }  // namespace mailgate

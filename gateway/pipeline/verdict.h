@@ -16,6 +16,8 @@ struct HeaderField {
   std::string line() const { return name + ": " + value + "\r\n"; }
 };
 
+using Details = std::vector<std::pair<std::string, std::string>>;
+
 struct Verdict {
   enum class Kind { Continue, Tag, TempFail, Reject };
 
@@ -29,16 +31,18 @@ struct Verdict {
   std::vector<std::string> auth_results;
   // Structured facts for the decision log: ("identity", "mailfrom"), ("result", "fail"), ...
   std::vector<std::pair<std::string, std::string>> details;
+  // Facts that come as a list, e.g. one entry per DKIM signature: ("signatures", [{domain, ...}]).
+  std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
 
-  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, std::move(reason), {}, {}}; }
+  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, std::move(reason), {}, {}, {}}; }
   static Verdict tag(std::vector<HeaderField> headers, double score, std::string reason) {
-    return {Kind::Tag, {}, std::move(headers), score, std::move(reason), {}, {}};
+    return {Kind::Tag, {}, std::move(headers), score, std::move(reason), {}, {}, {}};
   }
   static Verdict tempFail(Reply reply, std::string reason) {
-    return {Kind::TempFail, std::move(reply), {}, 0, std::move(reason), {}, {}};
+    return {Kind::TempFail, std::move(reply), {}, 0, std::move(reason), {}, {}, {}};
   }
   static Verdict reject(Reply reply, std::string reason) {
-    return {Kind::Reject, std::move(reply), {}, 0, std::move(reason), {}, {}};
+    return {Kind::Reject, std::move(reply), {}, 0, std::move(reason), {}, {}, {}};
   }
 
   bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }
