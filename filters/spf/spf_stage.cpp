@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "filters/header_text.h"
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/pipeline/pipeline.h"
 
@@ -59,38 +60,6 @@ class DeadlineLookup final : public DnsLookup {
   std::shared_ptr<const DnsLookup> inner_;
   std::chrono::steady_clock::time_point deadline_;
 };
-
-std::optional<PolicyAction> parseAction(std::string_view text) {
-  if (text == "accept") return PolicyAction::Accept;
-  if (text == "tag") return PolicyAction::Tag;
-  if (text == "tempfail") return PolicyAction::TempFail;
-  if (text == "reject") return PolicyAction::Reject;
-  return std::nullopt;
-}
-
-// RFC 5322 quoted-string for header parameters, dropping what cannot be quoted.
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c < 0x20 || c >= 0x7f) continue;
-    if (c == '"' || c == '\\') out += '\\';
-    out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
-
-// Printable ASCII only, for text that came from someone else's DNS. Inside a header comment,
-// parentheses would end or nest the comment (RFC 5322 §3.2.2), so they go too.
-std::string printable(std::string_view text, std::size_t max, bool in_comment = true) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (out.size() >= max) break;
-    if (c < 0x20 || c >= 0x7f) continue;
-    if (in_comment && (c == '(' || c == ')')) continue;
-    out += static_cast<char>(c);
-  }
-  return out;
-}
 
 std::string comment(const SpfOutcome& outcome, const SpfRequest& request, std::string_view receiver) {
   // Domain and sender come from the client: only printable ASCII goes into a header.
@@ -166,16 +135,7 @@ std::string spfSender(const std::optional<Path>& sender) {
 
 std::unique_ptr<Stage> SpfStage::fromSettings(Settings& settings, StageContext& context) {
   Policy policy;
-  for (std::size_t i = 0; i < policy_keys.size(); ++i) {
-    auto text = settings.string(policy_keys[i]);
-    if (!text) continue;
-    auto action = parseAction(*text);
-    if (!action) {
-      settings.fail(policy_keys[i], "must be one of accept, tag, tempfail, reject");
-      continue;
-    }
-    policy.action[i] = *action;
-  }
+  for (std::size_t i = 0; i < policy_keys.size(); ++i) readPolicyAction(settings, policy_keys[i], policy.action[i]);
   if (auto networks = settings.strings("trusted_networks")) {
     for (const auto& network : *networks)
       if (!cidrContains(network, network.substr(0, network.find('/'))))
@@ -229,7 +189,7 @@ Step SpfStage::check(const StageInput& input) const {
           pending->set(checkSpf(*dns, pending->request));
           return Verdict::proceed();
         },
-        policy_.check_timeout + std::chrono::seconds(5), [pending](std::optional<Verdict> finished) {
+        policy_.check_timeout + std::chrono::seconds(5), [pending, facts = input.scratch->auth()](std::optional<Verdict> finished) {
           if (!finished) {
             SpfOutcome late;
             late.result = SpfResult::TempError;
@@ -237,6 +197,8 @@ Step SpfStage::check(const StageInput& input) const {
             late.reason = "the check did not finish in time";
             pending->set(std::move(late));
           }
+          SpfOutcome outcome = pending->get();
+          facts->setSpf(SpfFact{spfResultName(outcome.result), outcome.domain, outcome.identity == "helo"});
           pending->settle();
         });
     return Verdict::proceed("check started");

@@ -11,13 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "filters/policy_action.h"
 #include "filters/spf/spf_check.h"
 #include "filters/stage_context.h"
 #include "gateway/pipeline/stage.h"
 
 namespace mailgate {
-
-enum class PolicyAction { Accept, Tag, TempFail, Reject };
 
 class SpfStage final : public Stage {
  public:
