@@ -1,0 +1,255 @@
+#include "filters/dkim/dkim_stage.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "filters/author_domains.h"
+#include "filters/header_text.h"
+#include "gateway/pipeline/pipeline.h"
+
+namespace mailgate {
+namespace {
+
+constexpr std::array<const char*, 5> policy_keys{"on_pass", "on_fail", "on_none", "on_temperror", "on_permerror"};
+constexpr std::array<const char*, 5> outcome_names{"pass", "fail", "none", "temperror", "permerror"};
+
+// A piece of hashing that has not finished within this long means the pool is stuck: the
+// verification is given up (temperror) rather than run concurrently with the piece still going.
+constexpr Duration piece_timeout = std::chrono::seconds(60);
+// Pieces smaller than this wait for more before a job is started for them (fewer thread hops).
+constexpr std::size_t piece_octets = 64 * 1024;
+
+// One message's verification. The verifier is used by one job at a time: `busy` (loop only) says
+// a job has it, and the next piece waits in `pending` until that job is back on the loop.
+struct DkimTransaction {
+  explicit DkimTransaction(std::shared_ptr<const DkimLibrary> library) : verifier(std::move(library)) {}
+
+  DkimVerifier verifier;             // jobs only, one at a time
+  std::string pending;               // loop only: bytes not yet handed to a job
+  bool busy = false;                 // loop only
+  bool stuck = false;                // loop only: a job timed out and may still hold the verifier
+  bool ended = false;                // loop only: the end of data was seen
+  std::optional<Deferred::Resume> resume;  // loop only: the pipeline waits for the verdict
+  JobRunner* runner = nullptr;
+  // Set by the final job, read on the loop after it.
+  std::vector<DkimSignatureResult> results;
+  std::string error;
+  std::vector<std::string> author_domains;  // empty when the From: field is missing, doubled or bad
+};
+
+bool sameOrParent(std::string_view signer, std::string_view author) {
+  if (signer.empty()) return false;
+  if (signer.size() == author.size()) return std::equal(signer.begin(), signer.end(), author.begin(), [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); });
+  if (author.size() <= signer.size() || author[author.size() - signer.size() - 1] != '.') return false;
+  return sameOrParent(signer, author.substr(author.size() - signer.size()));
+}
+
+void finishVerification(const std::shared_ptr<DkimTransaction>& state);
+
+// Hands what is pending to a job, unless one is already busy; when everything is hashed and the
+// end of data was seen, finishes.
+void drive(const std::shared_ptr<DkimTransaction>& state) {
+  if (state->busy || state->stuck) return;
+  if (state->ended) {  // the rest and the verification go in one job: one trip to the pool
+    finishVerification(state);
+    return;
+  }
+  if (state->pending.size() < piece_octets) return;
+  state->busy = true;
+  std::string piece = std::move(state->pending);
+  state->pending.clear();
+  state->runner->submit(
+      [state, piece = std::move(piece)]() {
+        state->verifier.feed(piece);
+        return Verdict::proceed();
+      },
+      piece_timeout,
+      [state](std::optional<Verdict> finished) {
+        state->busy = false;
+        if (!finished) state->stuck = true;
+        if (state->stuck) {
+          if (state->resume) {
+            auto resume = std::move(*state->resume);
+            state->resume.reset();
+            resume(Verdict::tempFail(Reply::of(451, "4.7.20", "DKIM verification did not finish, try again later"),
+                                     "the verification did not finish in time"));
+          }
+          return;
+        }
+        drive(state);
+      });
+}
+
+void finishVerification(const std::shared_ptr<DkimTransaction>& state) {
+  if (!state->resume || state->busy) return;
+  state->busy = true;
+  std::string rest = std::move(state->pending);
+  state->pending.clear();
+  state->runner->submit(
+      [state, rest = std::move(rest)]() {
+        state->verifier.feed(rest);
+        state->results = state->verifier.finish(state->error);
+        state->author_domains = authorDomains(state->verifier.fromFields()).domains;
+        return Verdict::proceed();
+      },
+      piece_timeout,
+      [state](std::optional<Verdict> finished) {
+        state->busy = false;
+        if (!finished) {
+          state->stuck = true;
+          state->error = "the verification did not finish in time";
+          state->results.clear();
+        }
+        if (!state->resume) return;
+        auto resume = std::move(*state->resume);
+        state->resume.reset();
+        resume(Verdict::proceed());  // the stage's own callback turns this into the real verdict
+      });
+}
+
+DkimOutcome overallOutcome(const std::vector<DkimSignatureResult>& signatures, const std::string& error) {
+  if (!error.empty()) return DkimOutcome::PermError;
+  if (signatures.empty()) return DkimOutcome::None;
+  auto any = [&](std::string_view result) {
+    return std::any_of(signatures.begin(), signatures.end(), [&](const auto& s) { return s.result == result; });
+  };
+  if (any("pass")) return DkimOutcome::Pass;
+  if (any("temperror")) return DkimOutcome::TempError;  // a retry may find the passing one
+  if (any("fail") || any("policy")) return DkimOutcome::Fail;
+  return DkimOutcome::PermError;
+}
+
+std::string authResult(const DkimSignatureResult& signature) {
+  std::string entry = "dkim=" + signature.result;
+  if (signature.result != "pass" && !signature.reason.empty()) entry += " reason=" + quoted(printable(signature.reason, 100, false));
+  entry += " header.d=" + propertyValue(printable(signature.domain, 255, false));
+  if (!signature.selector.empty()) entry += " header.s=" + propertyValue(printable(signature.selector, 63, false));
+  if (!signature.algorithm.empty()) entry += " header.a=" + signature.algorithm;
+  if (!signature.b.empty()) entry += " header.b=" + propertyValue(printable(signature.b, 64, false));
+  return entry;
+}
+
+}  // namespace
+
+std::unique_ptr<Stage> DkimStage::fromSettings(Settings& settings, StageContext& context) {
+  Policy policy;
+  for (std::size_t i = 0; i < policy_keys.size(); ++i) readPolicyAction(settings, policy_keys[i], policy.action[i]);
+  if (auto require = settings.boolean("require_author_domain")) policy.require_author_domain = *require;
+  DkimLibraryOptions options;
+  if (auto max = settings.integer("max_signatures", 1, 64)) options.max_signatures = static_cast<int>(*max);
+  // RFC 8301 §3.2: below 1024 bits is never acceptable; an operator may ask for more.
+  if (auto bits = settings.integer("min_key_bits", 1024, 8192)) options.min_key_bits = static_cast<unsigned>(*bits);
+  std::string error;
+  auto dns = context.dns(error);
+  if (!dns) {
+    settings.fail("type", "the DNS resolver cannot start: " + error);
+    return nullptr;
+  }
+  auto library = DkimLibrary::make(std::move(dns), options);
+  if (!library) {
+    settings.fail("type", library.error());
+    return nullptr;
+  }
+  return std::make_unique<DkimStage>(std::move(*library), policy);
+}
+
+void DkimStage::messageBytes(const StageInput& input, std::string_view bytes) const {
+  if (!input.scratch || !input.background) return;
+  auto state = input.scratch->get<DkimTransaction>(this);
+  if (!state) {
+    state = std::make_shared<DkimTransaction>(library_);
+    state->runner = input.background;
+    input.scratch->set(this, state);
+  }
+  if (state->ended || state->stuck) return;
+  state->pending.append(bytes);
+  drive(state);
+}
+
+Step DkimStage::check(const StageInput& input) const {
+  if (!input.scratch || !input.background) return Verdict::proceed("no transaction");
+  auto state = input.scratch->get<DkimTransaction>(this);
+  if (!state) {  // nothing arrived through messageBytes (an empty message): verify what there is
+    state = std::make_shared<DkimTransaction>(library_);
+    state->runner = input.background;
+    input.scratch->set(this, state);
+  }
+  state->ended = true;
+  if (state->stuck)
+    return Verdict::tempFail(Reply::of(451, "4.7.20", "DKIM verification did not finish, try again later"),
+                             "the verification did not finish in time");
+  return Deferred{[state, policy = policy_, facts = input.scratch->auth()](Deferred::Resume resume) mutable {
+    state->resume = [state, policy, facts, resume = std::move(resume)](Verdict early) mutable {
+      if (early.ends()) {  // the verification itself failed (stuck pool)
+        resume(std::move(early));
+        return;
+      }
+      std::vector<DkimFact> found;
+      for (const auto& signature : state->results)
+        found.push_back(DkimFact{signature.result, signature.domain, signature.selector});
+      facts->setDkim(std::move(found));
+      resume(decide(state->results, state->error, state->author_domains, policy));
+    };
+    drive(state);
+  }};
+}
+
+Verdict DkimStage::decide(const std::vector<DkimSignatureResult>& given, const std::string& error,
+                          const std::vector<std::string>& author_domains, const Policy& policy) {
+  std::vector<DkimSignatureResult> signatures = given;
+  bool unaligned_pass = false;
+  if (policy.require_author_domain) {
+    for (auto& signature : signatures) {
+      bool aligned = std::any_of(author_domains.begin(), author_domains.end(),
+                                 [&](const std::string& author) { return sameOrParent(signature.domain, author); });
+      if (signature.result == "pass" && !aligned) {
+        signature.result = "policy";
+        signature.reason = "signer is not the author's domain";
+        unaligned_pass = true;
+      }
+    }
+  }
+  DkimOutcome outcome = overallOutcome(signatures, error);
+  std::string reason = outcome_names[static_cast<std::size_t>(outcome)];
+  if (!error.empty()) reason += ": " + error;
+  else if (signatures.empty()) reason += ": no signature";
+  else reason += ": " + std::to_string(signatures.size()) + " signature" + (signatures.size() == 1 ? "" : "s");
+
+  Reply refusal;
+  bool only_policy = !signatures.empty() && std::all_of(signatures.begin(), signatures.end(), [](const auto& s) {
+    return s.result == "policy";
+  });
+  switch (outcome) {
+    case DkimOutcome::TempError:
+      refusal = Reply::of(451, "4.7.20", "DKIM key lookup failed, try again later");
+      break;
+    case DkimOutcome::None: refusal = Reply::of(550, "5.7.20", "No DKIM signature found"); break;
+    case DkimOutcome::Fail:
+      // RFC 7372 §3.1: 5.7.21 when signatures verified but none was acceptable, 5.7.22 when none
+      // was the author's.
+      if (unaligned_pass) refusal = Reply::of(550, "5.7.22", "No valid author-matched DKIM signature found");
+      else if (only_policy) refusal = Reply::of(550, "5.7.21", "No acceptable DKIM signature found");
+      else refusal = Reply::of(550, "5.7.20", "No passing DKIM signature found");
+      break;
+    default: refusal = Reply::of(550, "5.7.20", "No valid DKIM signature found"); break;
+  }
+  Verdict verdict = verdictFor(policy.action[static_cast<std::size_t>(outcome)], refusal, reason);
+  if (!verdict.ends()) {
+    if (signatures.empty()) verdict.auth_results.push_back(error.empty() ? "dkim=none" : "dkim=permerror reason=" + quoted(printable(error, 100, false)));
+    for (const auto& signature : signatures) verdict.auth_results.push_back(authResult(signature));
+  }
+  verdict.details = {{"result", outcome_names[static_cast<std::size_t>(outcome)]}};
+  std::vector<Details> listed;
+  for (const auto& signature : signatures) {
+    Details item = {{"domain", signature.domain}, {"selector", signature.selector}, {"result", signature.result}};
+    if (!signature.algorithm.empty()) item.emplace_back("algorithm", signature.algorithm);
+    if (signature.key_bits != 0) item.emplace_back("key_bits", std::to_string(signature.key_bits));
+    if (!signature.reason.empty()) item.emplace_back("reason", signature.reason);
+    listed.push_back(std::move(item));
+  }
+  verdict.detail_lists.emplace_back("signatures", std::move(listed));
+  return verdict;
+}
+
+}  // namespace mailgate

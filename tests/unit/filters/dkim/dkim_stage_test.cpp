@@ -1,0 +1,143 @@
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "filters/dkim/dkim_stage.h"
+#include "gateway/pipeline/pipeline.h"
+#include "tests/unit/filters/spf/memory_dns.h"
+
+namespace mailgate {
+namespace {
+
+DkimSignatureResult signature(std::string result, std::string domain = "example.com", std::string selector = "s1") {
+  DkimSignatureResult out;
+  out.result = std::move(result);
+  out.domain = std::move(domain);
+  out.selector = std::move(selector);
+  out.algorithm = "rsa-sha256";
+  out.b = "AbCdEfGh";
+  if (out.result != "pass") out.reason = "why";
+  return out;
+}
+
+DkimStage::Policy rejecting() {
+  DkimStage::Policy policy;
+  policy.action.fill(PolicyAction::Reject);
+  policy.action[static_cast<std::size_t>(DkimOutcome::Pass)] = PolicyAction::Accept;
+  policy.action[static_cast<std::size_t>(DkimOutcome::TempError)] = PolicyAction::TempFail;
+  return policy;
+}
+
+std::string replyOf(const Verdict& verdict) { return std::to_string(verdict.reply.code()) + " " + verdict.reply.enhanced(); }
+
+std::string detail(const Verdict& verdict, const std::string& key) {
+  for (const auto& [name, value] : verdict.details)
+    if (name == key) return value;
+  return "(absent)";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(dkim_stage)
+
+BOOST_AUTO_TEST_CASE(by_default_every_outcome_is_tagged_and_nothing_refused) {
+  DkimStage::Policy policy;
+  for (auto results : {std::vector<DkimSignatureResult>{}, {signature("fail")}, {signature("temperror")},
+                       {signature("permerror")}, {signature("pass")}}) {
+    Verdict verdict = DkimStage::decide(results, "", {"example.com"}, policy);
+    BOOST_TEST(!verdict.ends());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(one_passing_signature_is_enough) {
+  Verdict verdict = DkimStage::decide({signature("fail", "other.example", "x"), signature("pass")}, "", {}, rejecting());
+  BOOST_TEST(static_cast<int>(verdict.kind) == static_cast<int>(Verdict::Kind::Continue));
+  BOOST_TEST(detail(verdict, "result") == "pass");
+  BOOST_REQUIRE_EQUAL(verdict.auth_results.size(), 2u);
+  BOOST_TEST(verdict.auth_results[0] ==
+             "dkim=fail reason=\"why\" header.d=other.example header.s=x header.a=rsa-sha256 header.b=AbCdEfGh");
+  BOOST_TEST(verdict.auth_results[1] == "dkim=pass header.d=example.com header.s=s1 header.a=rsa-sha256 header.b=AbCdEfGh");
+  BOOST_REQUIRE_EQUAL(verdict.detail_lists.size(), 1u);
+  BOOST_TEST(verdict.detail_lists[0].first == "signatures");
+  BOOST_TEST(verdict.detail_lists[0].second.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(refusals_carry_the_rfc7372_codes) {
+  BOOST_TEST(replyOf(DkimStage::decide({signature("fail")}, "", {}, rejecting())) == "550 5.7.20");
+  BOOST_TEST(replyOf(DkimStage::decide({}, "", {}, rejecting())) == "550 5.7.20");
+  BOOST_TEST(replyOf(DkimStage::decide({signature("permerror")}, "", {}, rejecting())) == "550 5.7.20");
+  BOOST_TEST(replyOf(DkimStage::decide({signature("policy")}, "", {}, rejecting())) == "550 5.7.21");
+  BOOST_TEST(replyOf(DkimStage::decide({signature("policy"), signature("fail")}, "", {}, rejecting())) == "550 5.7.20");
+  BOOST_TEST(replyOf(DkimStage::decide({signature("temperror"), signature("fail")}, "", {}, rejecting())) == "451 4.7.20");
+  auto author = rejecting();
+  author.require_author_domain = true;
+  BOOST_TEST(replyOf(DkimStage::decide({signature("pass", "elsewhere.example")}, "", {"example.com"}, author)) == "550 5.7.22");
+  BOOST_TEST(!DkimStage::decide({signature("pass", "example.com")}, "", {"mail.example.com"}, author).ends());
+  BOOST_TEST(DkimStage::decide({signature("pass", "ample.com")}, "", {"example.com"}, author).ends());
+}
+
+BOOST_AUTO_TEST_CASE(the_refusal_class_follows_the_action) {
+  DkimStage::Policy policy;
+  policy.action[static_cast<std::size_t>(DkimOutcome::Fail)] = PolicyAction::TempFail;
+  policy.action[static_cast<std::size_t>(DkimOutcome::TempError)] = PolicyAction::Reject;
+  BOOST_TEST(replyOf(DkimStage::decide({signature("fail")}, "", {}, policy)) == "451 4.7.20");
+  BOOST_TEST(replyOf(DkimStage::decide({signature("temperror")}, "", {}, policy)) == "550 5.7.20");
+}
+
+BOOST_AUTO_TEST_CASE(an_unsigned_message_says_none) {
+  Verdict verdict = DkimStage::decide({}, "", {}, DkimStage::Policy{});
+  BOOST_REQUIRE_EQUAL(verdict.auth_results.size(), 1u);
+  BOOST_TEST(verdict.auth_results[0] == "dkim=none");
+  BOOST_TEST(detail(verdict, "result") == "none");
+}
+
+BOOST_AUTO_TEST_CASE(header_values_from_outside_are_printable_and_quoted) {
+  auto odd = signature("fail", "exa mple.com", "s;1");
+  odd.reason = "bad \"thing\"\r\n";
+  Verdict verdict = DkimStage::decide({odd}, "", {}, DkimStage::Policy{});
+  BOOST_TEST(verdict.auth_results[0] ==
+             "dkim=fail reason=\"bad \\\"thing\\\"\" header.d=\"exa mple.com\" header.s=\"s;1\" header.a=rsa-sha256 header.b=AbCdEfGh");
+}
+
+BOOST_AUTO_TEST_CASE(the_stage_reads_the_message_while_it_arrives) {
+  // The whole path through the pipeline: pieces handed over as they arrive, the verdict at the
+  // end of data (inline runner: the jobs run at once).
+  std::ifstream file(MAILGATE_TEST_DATA "/data/dkim/rfc8463-A3.eml", std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  std::string message;
+  for (char c : text.str()) {
+    if (c == '\n') message += '\r';
+    message += c;
+  }
+  auto dns = std::make_shared<test::MemoryDns>();
+  dns->addTxt("brisbane._domainkey.football.example.com", {"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="});
+  auto library = DkimLibrary::make(dns, {});
+  BOOST_REQUIRE(library.has_value());
+  std::vector<PipelineStage> stages;
+  stages.push_back(PipelineStage{std::make_unique<DkimStage>(*library, DkimStage::Policy{}), StageMode::Enforce,
+                                 std::chrono::seconds(5)});
+  auto pipeline = Pipeline::make(std::move(stages));
+  BOOST_TEST(pipeline->readsMessageWhileArriving());
+  InlineJobRunner runner;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  input.scratch = std::make_shared<TransactionScratch>();
+  input.background = &runner;
+  for (std::size_t at = 0; at < message.size(); at += 100) pipeline->messageBytes(input, std::string_view(message).substr(at, 100));
+  std::optional<PhaseResult> result;
+  pipeline->run(input, runner, [&](PhaseResult done) { result = std::move(done); });
+  BOOST_REQUIRE(result.has_value());
+  BOOST_REQUIRE_EQUAL(result->auth_results.size(), 2u);
+  BOOST_TEST(result->auth_results[0].starts_with("dkim=pass header.d=football.example.com header.s=brisbane header.a=ed25519-sha256"));
+  BOOST_TEST(result->auth_results[1].starts_with("dkim=permerror reason=\"no key for this signature\" header.d=football.example.com header.s=test"));
+  auto facts = input.scratch->auth()->dkim();
+  BOOST_REQUIRE_EQUAL(facts.size(), 2u);
+  BOOST_TEST(facts[0].result == "pass");
+  BOOST_TEST(facts[0].selector == "brisbane");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace mailgate
