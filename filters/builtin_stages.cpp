@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "filters/dkim/dkim_stage.h"
+#include "filters/dmarc/dmarc_stage.h"
 #include "filters/size_limit.h"
 #include "filters/spf/spf_stage.h"
 #include "filters/stage_context.h"
@@ -21,6 +23,8 @@ struct Registration {
 constexpr Registration registry[] = {
     {"size_limit", &SizeLimitStage::fromSettings},
     {"spf", &SpfStage::fromSettings},
+    {"dkim", &DkimStage::fromSettings},
+    {"dmarc", &DmarcStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).
@@ -38,6 +42,14 @@ std::expected<std::shared_ptr<const Pipeline>, std::vector<ConfigError>> buildPi
   std::vector<ConfigError> errors;
   std::vector<PipelineStage> stages;
   StageContext context(config);
+  // dmarc reads what spf and dkim found (RFC 7489 §4.2), so it must come after them.
+  std::size_t dmarc_index = config.stages.size();
+  for (std::size_t i = 0; i < config.stages.size(); ++i) {
+    const std::string& type = config.stages[i].type;
+    if (type == "dmarc" && dmarc_index == config.stages.size()) dmarc_index = i;
+    if ((type == "spf" || type == "dkim") && i > dmarc_index)
+      config.stages[dmarc_index].settings->fail("type", "the dmarc stage must come after the " + type + " stage (it uses its result)");
+  }
   for (const StageSpec& spec : config.stages) {
     Settings& settings = *spec.settings;
     const Registration* found = nullptr;
