@@ -401,9 +401,13 @@ void ClientConnection::deliver() {
   const std::string& hostname = runtime_->config->server.hostname;
   std::string headers = receivedHeader(trace);
   if (!transaction.auth_results.empty()) headers += authenticationResultsHeader(hostname, transaction.auth_results);
-  for (const auto& header : transaction.headers) headers += header.line();
+  std::vector<std::string> replaced;
+  for (const auto& header : transaction.headers) {
+    if (header.replaces) replaced.push_back(header.name);
+    if (!header.replaces || !header.value.empty()) headers += header.line();
+  }
   // RFC 8601 §5: a field claiming our authserv-id did not come from us and must not pass.
-  auto forged = forgedAuthenticationResults(*transaction.spool, hostname);
+  auto forged = omittedHeaderFields(*transaction.spool, hostname, replaced);
   if (!forged) {
     Reply reply = Reply::of(451, "4.3.0", "Error: cannot read the message, try again later");
     if (downstream_) downstream_->reset();

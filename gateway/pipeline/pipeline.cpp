@@ -80,8 +80,13 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
                        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
                        std::move(verdict.details), std::move(verdict.detail_lists)};
   result.outcomes.push_back(std::move(outcome));
-  // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens.
-  if (entry.mode == StageMode::Shadow) return false;
+  // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens,
+  // except that removals stand (fields only this gateway may vouch for still do not pass).
+  if (entry.mode == StageMode::Shadow) {
+    for (auto& header : verdict.headers)
+      if (header.replaces && header.value.empty()) result.headers.push_back(std::move(header));
+    return false;
+  }
   switch (verdict.kind) {
     case Verdict::Kind::Continue:
     case Verdict::Kind::Tag:

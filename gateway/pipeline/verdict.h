@@ -13,6 +13,10 @@ namespace mailgate {
 struct HeaderField {
   std::string name;   // "Authentication-Results"
   std::string value;  // may be folded with CRLF + whitespace; no trailing CRLF
+  // The message's own fields of this name are dropped at delivery: a rewritten Subject, or
+  // X-Spam-* fields that only this gateway may vouch for. With an empty value, the field is only
+  // removed, nothing added.
+  bool replaces = false;
   std::string line() const { return name + ": " + value + "\r\n"; }
 };
 
@@ -24,7 +28,7 @@ struct Verdict {
   Kind kind = Kind::Continue;
   Reply reply;                       // TempFail and Reject
   std::vector<HeaderField> headers;  // Continue and Tag: trace headers (Received-SPF, ...)
-  double score = 0;                  // Tag
+  double score = 0;                  // Tag: added to the message's score; others: logged only
   std::string reason;                // for the decision log
   // Continue and Tag: "method=result props" entries for the one Authentication-Results header
   // (RFC 8601) that all stages share, e.g. "spf=pass smtp.mailfrom=example.com".

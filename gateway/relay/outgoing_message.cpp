@@ -37,6 +37,15 @@ bool claimsAuthservId(std::string_view field, std::string_view authserv_id) {
   return asciiLower(std::string_view(value).substr(at, end - at)) == asciiLower(authserv_id);
 }
 
+bool namedOneOf(std::string_view field, const std::vector<std::string>& names) {
+  std::size_t colon = field.find(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view name = field.substr(0, colon);
+  while (!name.empty() && isSpace(name.back())) name.remove_suffix(1);
+  std::string lowered = asciiLower(name);
+  return std::any_of(names.begin(), names.end(), [&](const std::string& wanted) { return asciiLower(wanted) == lowered; });
+}
+
 }  // namespace
 
 std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results) {
@@ -49,8 +58,8 @@ std::string authenticationResultsHeader(std::string_view authserv_id, const std:
   return header + "\r\n";
 }
 
-std::expected<std::vector<ByteRange>, std::string> forgedAuthenticationResults(const Spool& content,
-                                                                               std::string_view authserv_id) {
+std::expected<std::vector<ByteRange>, std::string> omittedHeaderFields(const Spool& content, std::string_view authserv_id,
+                                                                       const std::vector<std::string>& replaced_names) {
   uint64_t limit = std::min(content.size(), max_header_scan_octets);
   std::string header(limit, '\0');
   std::size_t have = 0;
@@ -65,8 +74,9 @@ std::expected<std::vector<ByteRange>, std::string> forgedAuthenticationResults(c
   std::size_t field_start = 0;
   std::size_t at = 0;
   auto closeField = [&](std::size_t field_end) {
-    if (field_end > field_start && claimsAuthservId(std::string_view(header).substr(field_start, field_end - field_start), authserv_id))
-      ranges.push_back({field_start, field_end});
+    if (field_end <= field_start) return;
+    std::string_view field = std::string_view(header).substr(field_start, field_end - field_start);
+    if (claimsAuthservId(field, authserv_id) || namedOneOf(field, replaced_names)) ranges.push_back({field_start, field_end});
   };
   while (at < header.size()) {
     std::size_t lf = header.find('\n', at);

@@ -24,10 +24,11 @@ struct ByteRange {
 std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results);
 
 // The header fields of `content` (up to the first empty line, at most max_header_scan_octets) that
-// are Authentication-Results fields whose authserv-id is `authserv_id` (case-insensitive).
+// must not pass: Authentication-Results fields whose authserv-id is `authserv_id`, and fields
+// named in `replaced_names` (the gateway adds its own in their place). Names case-insensitive.
 constexpr uint64_t max_header_scan_octets = 1024 * 1024;
-std::expected<std::vector<ByteRange>, std::string> forgedAuthenticationResults(const Spool& content,
-                                                                               std::string_view authserv_id);
+std::expected<std::vector<ByteRange>, std::string> omittedHeaderFields(const Spool& content, std::string_view authserv_id,
+                                                                       const std::vector<std::string>& replaced_names = {});
 
 class OutgoingMessage {
  public:

@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(authentication_results_header_shape) {
 
 BOOST_AUTO_TEST_CASE(only_fields_claiming_our_authserv_id_in_the_header_are_found) {
   auto spool = spoolOf(forged_message);
-  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  auto ranges = omittedHeaderFields(*spool, "mx.example.org");
   BOOST_REQUIRE(ranges);
   BOOST_REQUIRE(ranges->size() == 2u);
   OutgoingMessage message("X-Added: 1\r\n", spool, *ranges);
@@ -66,7 +66,7 @@ BOOST_AUTO_TEST_CASE(only_fields_claiming_our_authserv_id_in_the_header_are_foun
 BOOST_AUTO_TEST_CASE(spooled_to_disk_reads_the_same) {
   auto spool = spoolOf(forged_message, 16);
   BOOST_REQUIRE(spool->onDisk());
-  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  auto ranges = omittedHeaderFields(*spool, "mx.example.org");
   BOOST_REQUIRE(ranges);
   OutgoingMessage message("", spool, *ranges);
   BOOST_TEST(!message.contiguous());
@@ -75,7 +75,7 @@ BOOST_AUTO_TEST_CASE(spooled_to_disk_reads_the_same) {
 
 BOOST_AUTO_TEST_CASE(nothing_omitted_is_contiguous) {
   auto spool = spoolOf("Subject: x\r\n\r\nbody\r\n");
-  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  auto ranges = omittedHeaderFields(*spool, "mx.example.org");
   BOOST_REQUIRE(ranges);
   BOOST_TEST(ranges->empty());
   OutgoingMessage message("Received: x\r\n", spool, {});
@@ -85,9 +85,17 @@ BOOST_AUTO_TEST_CASE(nothing_omitted_is_contiguous) {
 
 BOOST_AUTO_TEST_CASE(a_similar_authserv_id_is_not_ours) {
   auto spool = spoolOf("Authentication-Results: mx.example.org.evil; spf=pass\r\n\r\n");
-  auto ranges = forgedAuthenticationResults(*spool, "mx.example.org");
+  auto ranges = omittedHeaderFields(*spool, "mx.example.org");
   BOOST_REQUIRE(ranges);
   BOOST_TEST(ranges->empty());
+}
+
+BOOST_AUTO_TEST_CASE(replaced_fields_are_dropped_folded_lines_and_all) {
+  auto spool = spoolOf("Subject: buy\r\n now\r\nX-Spam-Flag: NO\r\nx-spam-status: No\r\nTo: a\r\n\r\nSubject: body\r\n");
+  auto ranges = omittedHeaderFields(*spool, "mx.example.org", {"Subject", "X-Spam-Flag", "X-Spam-Status"});
+  BOOST_REQUIRE(ranges);
+  OutgoingMessage message("Subject: [SPAM] buy now\r\n", spool, *ranges);
+  BOOST_TEST(readAll(message, 4) == "Subject: [SPAM] buy now\r\nTo: a\r\n\r\nSubject: body\r\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
