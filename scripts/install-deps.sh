@@ -12,14 +12,18 @@ sudo=""
 # libspf2-dev: the SPF check (filters/spf); python3-yaml turns the RFC 7208 suite into JSON when
 # the unit tests build. libopendkim-dev: DKIM verification (filters/dkim); libopendmarc-dev and
 # publicsuffix (the organizational domain, RFC 7489 §3.2): DMARC (filters/dmarc).
-# libgmime-3.0-dev: RFC 5322 address lists (DMARC's From: domains).
+# libgmime-3.0-dev: RFC 5322 address lists (DMARC's From: domains) and MIME decoding for the rule
+# engine; libpcre2-dev: the rule engine's regexes (rules/).
 build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohmann-json3-dev
   libboost-test-dev libssl-dev libunbound-dev libevent-dev nettle-dev libspf2-dev python3-yaml
-  libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev)
+  libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev libpcre2-dev)
 # unbound: the DNS server of the integration tests (tests/integration/dns_server.py), never the
 # system's resolver; python3-dnslib: their DNS client. python3-dkim: the independent signer of the
 # DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys.
 test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib python3-dkim python3-cryptography)
+# spamassassin: its rule files (/usr/share/spamassassin) and `spamassassin -t`, which
+# tests/integration/test_spamassassin_compat.py compares the rule engine with (bench/rules too).
+test_packages+=(spamassassin)
 
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
