@@ -4,6 +4,7 @@
 
 #include "filters/dkim/dkim_stage.h"
 #include "filters/dmarc/dmarc_stage.h"
+#include "filters/rules/rules_stage.h"
 #include "filters/size_limit.h"
 #include "filters/spf/spf_stage.h"
 #include "filters/stage_context.h"
@@ -25,6 +26,7 @@ constexpr Registration registry[] = {
     {"spf", &SpfStage::fromSettings},
     {"dkim", &DkimStage::fromSettings},
     {"dmarc", &DmarcStage::fromSettings},
+    {"rules", &RulesStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).

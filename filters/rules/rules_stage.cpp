@@ -1,0 +1,196 @@
+#include "filters/rules/rules_stage.h"
+
+#include <strings.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+
+namespace mailgate {
+namespace {
+
+// SpamAssassin folds X-Spam-Status near this width; the test list can be long.
+constexpr std::size_t fold_width = 78;
+
+// The message's first `limit` octets, cut after the last line end when it goes on.
+std::expected<std::string, std::string> scannedPart(const Spool& spool, uint64_t limit) {
+  std::string text(static_cast<std::size_t>(std::min(spool.size(), limit)), '\0');
+  std::size_t have = 0;
+  while (have < text.size()) {
+    auto count = spool.read(have, text.data() + have, text.size() - have);
+    if (!count) return std::unexpected(count.error());
+    if (*count == 0) break;
+    have += *count;
+  }
+  text.resize(have);
+  if (spool.size() > limit) {
+    std::size_t last = text.rfind('\n');
+    if (last != std::string::npos) text.resize(last + 1);
+  }
+  return text;
+}
+
+// "Yes, score=7.3 required=5.0 tests=A,B,C" folded with CRLF + tab after a comma.
+std::string statusValue(bool spam, double score, double required, const std::vector<rules::RuleHit>& hits) {
+  std::string value = std::string(spam ? "Yes" : "No") + ", score=" + formatScore(score) +
+                      " required=" + formatScore(required) + " tests=";
+  if (hits.empty()) return value + "none";
+  std::size_t line_start = 0;
+  // Columns taken on the line before the value's own text: "X-Spam-Status: " on the first line,
+  // the folding tab on the others.
+  std::size_t lead = std::string_view("X-Spam-Status: ").size();
+  for (std::size_t i = 0; i < hits.size(); ++i) {
+    std::string piece = hits[i].name + (i + 1 < hits.size() ? "," : "");
+    if (lead + value.size() - line_start + piece.size() > fold_width && value.back() == ',') {
+      value += "\r\n\t";
+      line_start = value.size();
+      lead = 1;
+    }
+    value += piece;
+  }
+  return value;
+}
+
+// The Subject as received, unfolded lines kept (RFC 2047 words stay encoded), for the prefix.
+std::optional<std::string> receivedSubject(const rules::MessageView& view) {
+  for (const auto& header : view.headers()) {
+    if (header.name.size() != 7 || strncasecmp(header.name.c_str(), "subject", 7) != 0) continue;
+    std::string value;
+    for (char c : header.raw) {
+      if (c == '\n') value += "\r\n";
+      else value += c;
+    }
+    while (value.ends_with("\r\n")) value.resize(value.size() - 2);
+    std::size_t start = value.find_first_not_of(" \t");
+    return start == std::string::npos ? std::string() : value.substr(start);
+  }
+  return std::nullopt;
+}
+
+std::optional<double> readScore(Settings& settings, std::string_view key) {
+  auto value = settings.number(key);
+  if (value && !std::isfinite(*value)) {
+    settings.fail(key, "must be a finite number");
+    return std::nullopt;
+  }
+  return value;
+}
+
+// A rule's own score for the log and `mailgate check`: one decimal when that is exact, else as
+// precise as it was given (SpamAssassin scores rules 0.001, which one decimal would show as 0.0).
+std::string hitScore(double score) {
+  std::string shown = formatScore(score);
+  if (std::fabs(std::strtod(shown.c_str(), nullptr) - score) < 1e-9) return shown;
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", score);
+  return text;
+}
+
+}  // namespace
+
+std::string formatScore(double score) {
+  char text[32];
+  double rounded = std::round(score * 10) / 10;
+  std::snprintf(text, sizeof text, "%.1f", rounded == 0 ? 0.0 : rounded);
+  return text;
+}
+
+std::unique_ptr<Stage> RulesStage::fromSettings(Settings& settings, StageContext& context) {
+  Policy policy;
+  auto paths = settings.strings("paths");
+  if (!paths || paths->empty()) {
+    settings.fail("paths", "the rules stage needs `paths`: rule files or folders of *.cf files");
+    return nullptr;
+  }
+  // Relative paths are read from the configuration file's folder, so a config and its rules
+  // can move together.
+  std::filesystem::path base = std::filesystem::path(context.config().source).parent_path();
+  for (std::string& path : *paths)
+    if (std::filesystem::path(path).is_relative() && !base.empty()) path = (base / path).string();
+  if (auto tag = readScore(settings, "tag_score")) policy.tag_score = *tag;
+  policy.tempfail_score = readScore(settings, "tempfail_score");
+  policy.reject_score = readScore(settings, "reject_score");
+  if (policy.tempfail_score && *policy.tempfail_score < policy.tag_score)
+    settings.fail("tempfail_score", "must not be below tag_score (" + formatScore(policy.tag_score) + ")");
+  if (policy.reject_score && *policy.reject_score < policy.tag_score)
+    settings.fail("reject_score", "must not be below tag_score (" + formatScore(policy.tag_score) + ")");
+  if (policy.reject_score && policy.tempfail_score && *policy.reject_score < *policy.tempfail_score)
+    settings.fail("reject_score", "must not be below tempfail_score");
+  if (auto text = settings.string("reject_text")) {
+    if (auto reply = Reply::make(550, "5.7.1", *text); !reply) settings.fail("reject_text", reply.error());
+    else policy.reject_text = *text;
+  }
+  if (auto prefix = settings.string("subject_prefix")) {
+    if (prefix->size() > 64 || prefix->find_first_of("\r\n") != std::string::npos)
+      settings.fail("subject_prefix", "must be one line of at most 64 characters");
+    else policy.subject_prefix = *prefix;
+  }
+  if (auto bytes = settings.size("max_scan_bytes")) {
+    if (*bytes < 1024 || *bytes > 64 * 1024 * 1024) settings.fail("max_scan_bytes", "must be between 1KiB and 64MiB");
+    else policy.max_scan_bytes = *bytes;
+  }
+  if (!settings.ok()) return nullptr;
+  auto loaded = rules::RuleSet::load(*paths);
+  if (!loaded) {
+    std::string text;
+    for (const auto& problem : loaded.error()) text += (text.empty() ? "" : "; ") + problem.str();
+    settings.fail("paths", "the rules do not load: " + text);
+    return nullptr;
+  }
+  return std::make_unique<RulesStage>(std::move(*loaded), std::move(policy));
+}
+
+Step RulesStage::check(const StageInput& input) const {
+  if (!input.message) return Verdict::proceed("no message");
+  rules::Envelope envelope;
+  if (input.sender) envelope.mail_from = input.sender->address();
+  for (const auto& recipient : input.recipients) envelope.rcpt_to.push_back(recipient.address());
+  envelope.client_ip = input.client_ip;
+  envelope.helo = input.helo;
+  return Job([rules = rules_, policy = policy_, message = input.message, envelope = std::move(envelope)]() mutable {
+    auto text = scannedPart(*message, policy.max_scan_bytes);
+    if (!text)
+      return Verdict::tempFail(Reply::of(451, "4.3.0", "Error: cannot read the message, try again later"),
+                               "reading the message: " + text.error());
+    rules::MessageView view = rules::MessageView::parse(*text, std::move(envelope));
+    Verdict verdict = decide(rules->scan(view), policy, receivedSubject(view));
+    if (message->size() > policy.max_scan_bytes)
+      verdict.details.emplace_back("scanned_bytes", std::to_string(text->size()));
+    return verdict;
+  });
+}
+
+Verdict RulesStage::decide(const rules::ScanResult& scan, const Policy& policy, const std::optional<std::string>& subject) {
+  std::string score = formatScore(scan.score);
+  std::string tests;
+  for (const auto& hit : scan.hits) tests += (tests.empty() ? "" : ",") + hit.name;
+  std::string reason = "score " + score + (tests.empty() ? "" : " (" + tests + ")");
+  Verdict verdict;
+  if (policy.reject_score && scan.score >= *policy.reject_score) {
+    verdict = Verdict::reject(Reply::of(550, "5.7.1", policy.reject_text), reason);
+  } else if (policy.tempfail_score && scan.score >= *policy.tempfail_score) {
+    verdict = Verdict::tempFail(Reply::of(451, "4.7.1", "Message deferred as possible spam, try again later"), reason);
+  } else {
+    bool spam = scan.score >= policy.tag_score;
+    verdict = spam ? Verdict::tag({}, scan.score, reason) : Verdict::proceed(reason);
+    verdict.headers.push_back({"X-Spam-Score", score});
+    verdict.headers.push_back({"X-Spam-Status", statusValue(spam, scan.score, policy.tag_score, scan.hits)});
+    if (spam) verdict.headers.push_back({"X-Spam-Flag", "YES"});
+    if (spam && !policy.subject_prefix.empty() && subject)
+      verdict.headers.push_back({"Subject", policy.subject_prefix + " " + *subject, true});
+  }
+  // Whatever the verdict (and in shadow mode too): X-Spam-* fields from outside do not pass, only
+  // ours. An empty value only removes.
+  for (const char* name : {"X-Spam-Score", "X-Spam-Status", "X-Spam-Flag"}) verdict.headers.push_back({name, "", true});
+  verdict.score = scan.score;  // logged for every verdict, not only a tag
+  verdict.details = {{"tag_score", formatScore(policy.tag_score)}};
+  std::vector<Details> hits;
+  for (const auto& hit : scan.hits)
+    hits.push_back({{"rule", hit.name}, {"score", hitScore(hit.score)}, {"description", hit.description}});
+  verdict.detail_lists.emplace_back("hits", std::move(hits));
+  return verdict;
+}
+
+}  // namespace mailgate
