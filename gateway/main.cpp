@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "filters/builtin_stages.h"
+#include "gateway/check/check_command.h"
 #include "gateway/config/config.h"
 #include "gateway/dns/resolve_command.h"
 #include "gateway/server.h"
+#include "rules/lint_command.h"
 
 namespace {
 
@@ -21,6 +23,10 @@ void usage(FILE* out) {
                "       mailgate --print-default-config print the embedded default configuration\n"
                "       mailgate resolve [--config FILE] NAME [TYPE]   ask the gateway's resolver (TYPE: A, AAAA,\n"
                "                                       MX, TXT, PTR, SPF; default A)\n"
+               "       mailgate check [--from ADDR] [--rcpt ADDR]... [--ip IP] [--helo NAME] [--config FILE] [--json]\n"
+               "                      MESSAGE   run the configured pipeline on one message offline and\n"
+               "                                       print the verdict, reply, score, rule hits and headers\n"
+               "       mailgate rules lint PATH...     report errors, skipped lines and never-matching rules\n"
                "       mailgate --version | --help\n");
 }
 
@@ -66,10 +72,34 @@ int resolveCommand(int argc, char** argv) {
   return mailgate::runResolveCommand(*config, words[0], words.size() == 2 ? words[1] : "A");
 }
 
+int checkCommand(int argc, char** argv) {
+  std::optional<std::string> config_path;
+  std::string error;
+  auto request = mailgate::parseCheckArguments(std::vector<std::string>(argv + 2, argv + argc), config_path, error);
+  if (!request) {
+    std::fprintf(stderr, "mailgate check: %s\n", error.c_str());
+    usage(stderr);
+    return 2;
+  }
+  auto config = configFrom(config_path);
+  if (!config) return 1;
+  return mailgate::runCheckCommand(*config, *request);
+}
+
+int rulesCommand(int argc, char** argv) {
+  if (argc < 4 || std::string_view(argv[2]) != "lint") {
+    usage(stderr);
+    return 2;
+  }
+  return mailgate::rules::runLintCommand(std::vector<std::string>(argv + 3, argv + argc));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "resolve") return resolveCommand(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "check") return checkCommand(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "rules") return rulesCommand(argc, argv);
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];

@@ -33,6 +33,28 @@ std::string actionOf(const Reply& reply, bool tagged) {
   return reply.transient() ? "tempfail" : "reject";
 }
 
+nlohmann::json stageRecord(const StageOutcome& outcome) {
+  nlohmann::json stage = {{"stage", outcome.stage},
+                          {"phase", phaseName(outcome.phase)},
+                          {"verdict", kindName(outcome.kind)},
+                          {"reason", outcome.reason},
+                          {"ms", milliseconds(outcome.duration)}};
+  if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
+  if (outcome.shadow) stage["shadow"] = true;
+  if (outcome.kind == Verdict::Kind::Tag || outcome.score != 0) stage["score"] = outcome.score;
+  for (const auto& [key, value] : outcome.details) stage[key] = value;
+  for (const auto& [key, items] : outcome.detail_lists) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& item : items) {
+      nlohmann::json entry = nlohmann::json::object();
+      for (const auto& [name, value] : item) entry[name] = value;
+      list.push_back(std::move(entry));
+    }
+    stage[key] = std::move(list);
+  }
+  return stage;
+}
+
 nlohmann::json transactionRecord(const SessionFacts& session, const Transaction& transaction,
                                  std::string_view action, const std::string& reply) {
   nlohmann::json record = base(session, "transaction");
@@ -51,25 +73,7 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
   if (transaction.declared_size) record["declared_size"] = *transaction.declared_size;
   nlohmann::json stages = nlohmann::json::array();
   for (const auto& outcome : transaction.outcomes) {
-    nlohmann::json stage = {{"stage", outcome.stage},
-                            {"phase", phaseName(outcome.phase)},
-                            {"verdict", kindName(outcome.kind)},
-                            {"reason", outcome.reason},
-                            {"ms", milliseconds(outcome.duration)}};
-    if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
-    if (outcome.shadow) stage["shadow"] = true;
-    if (outcome.kind == Verdict::Kind::Tag) stage["score"] = outcome.score;
-    for (const auto& [key, value] : outcome.details) stage[key] = value;
-    for (const auto& [key, items] : outcome.detail_lists) {
-      nlohmann::json list = nlohmann::json::array();
-      for (const auto& item : items) {
-        nlohmann::json entry = nlohmann::json::object();
-        for (const auto& [name, value] : item) entry[name] = value;
-        list.push_back(std::move(entry));
-      }
-      stage[key] = std::move(list);
-    }
-    stages.push_back(std::move(stage));
+    stages.push_back(stageRecord(outcome));
   }
   record["stages"] = std::move(stages);
   if (transaction.tagged) record["score"] = transaction.score;

@@ -57,6 +57,8 @@ struct SessionFacts {
 // The action a reply stands for: 2xx accept (or tag when a stage tagged), 4xx tempfail, 5xx reject.
 std::string actionOf(const Reply& reply, bool tagged);
 
+// One stage's outcome as the log writes it (also `mailgate check --json`).
+nlohmann::json stageRecord(const StageOutcome& outcome);
 nlohmann::json transactionRecord(const SessionFacts& session, const Transaction& transaction,
                                  std::string_view action, const std::string& reply);
 nlohmann::json commandRecord(const SessionFacts& session, std::string_view command, const Reply& reply);
