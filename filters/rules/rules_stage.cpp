@@ -185,6 +185,7 @@ Verdict RulesStage::decide(const rules::ScanResult& scan, const Policy& policy, 
   // ours. An empty value only removes.
   for (const char* name : {"X-Spam-Score", "X-Spam-Status", "X-Spam-Flag"}) verdict.headers.push_back({name, "", true});
   verdict.score = scan.score;  // logged for every verdict, not only a tag
+  verdict.scored = true;
   verdict.details = {{"tag_score", formatScore(policy.tag_score)}};
   std::vector<Details> hits;
   for (const auto& hit : scan.hits)

@@ -41,7 +41,7 @@ nlohmann::json stageRecord(const StageOutcome& outcome) {
                           {"ms", milliseconds(outcome.duration)}};
   if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
   if (outcome.shadow) stage["shadow"] = true;
-  if (outcome.kind == Verdict::Kind::Tag || outcome.score != 0) stage["score"] = outcome.score;
+  if (outcome.kind == Verdict::Kind::Tag || outcome.scored || outcome.score != 0) stage["score"] = outcome.score;
   for (const auto& [key, value] : outcome.details) stage[key] = value;
   for (const auto& [key, items] : outcome.detail_lists) {
     nlohmann::json list = nlohmann::json::array();
@@ -76,7 +76,14 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
     stages.push_back(stageRecord(outcome));
   }
   record["stages"] = std::move(stages);
-  if (transaction.tagged) record["score"] = transaction.score;
+  // The message's score: what tags added, or else what a scoring stage (rules) found below its
+  // threshold or refused it for, so a reviewer sees it either way.
+  if (transaction.tagged) {
+    record["score"] = transaction.score;
+  } else {
+    for (const auto& outcome : transaction.outcomes)
+      if (outcome.scored && !outcome.shadow) record["score"] = outcome.score;
+  }
   record["action"] = action;
   record["reply"] = reply;
   record["downstream_reply"] = transaction.downstream_reply;

@@ -199,7 +199,7 @@ void ClientConnection::handle(SessionEvent& event) {
                    transaction_->size = refused.size;
                    transaction_->outcomes.push_back(StageOutcome{refused.reply.code() == 552 ? "size_limit" : "smtp",
                                                                  Phase::EndOfData, Verdict::Kind::Reject, refused.reason,
-                                                                 refused.reply.summary(), 0, false, {}, {}, {}});
+                                                                 refused.reply.summary(), 0, false, false, {}, {}, {}});
                    if (downstream_) downstream_->reset();
                    finishTransaction(refused.reply);
                  },
@@ -376,7 +376,7 @@ void ClientConnection::onEndOfData(uint64_t size) {
   if (transaction.spool_error) {
     Reply reply = Reply::of(451, "4.3.0", "Error: cannot store the message, try again later");
     transaction.outcomes.push_back(StageOutcome{"spool", Phase::EndOfData, Verdict::Kind::TempFail,
-                                                *transaction.spool_error, reply.summary(), 0, false, {}, {}, {}});
+                                                *transaction.spool_error, reply.summary(), 0, false, false, {}, {}, {}});
     if (downstream_) downstream_->reset();
     finishTransaction(reply);
     answer(reply);

@@ -76,7 +76,7 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
           std::chrono::steady_clock::time_point started) {
   StageOutcome outcome{std::string(entry.stage->name()), phase, verdict.kind, verdict.reason,
                        verdict.ends() ? verdict.reply.summary() : std::string(), verdict.score,
-                       entry.mode == StageMode::Shadow,
+                       verdict.scored, entry.mode == StageMode::Shadow,
                        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
                        std::move(verdict.details), std::move(verdict.detail_lists)};
   result.outcomes.push_back(std::move(outcome));

@@ -41,6 +41,7 @@ struct StageOutcome {
   std::string reason;
   std::string reply;  // the reply it asked for (TempFail, Reject), for the log
   double score = 0;
+  bool scored = false;  // Verdict::scored: log the score even at 0
   bool shadow = false;  // what the stage would have done; the transaction went on
   std::chrono::microseconds duration{0};
   std::vector<std::pair<std::string, std::string>> details;

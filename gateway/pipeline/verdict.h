@@ -29,6 +29,7 @@ struct Verdict {
   Reply reply;                       // TempFail and Reject
   std::vector<HeaderField> headers;  // Continue and Tag: trace headers (Received-SPF, ...)
   double score = 0;                  // Tag: added to the message's score; others: logged only
+  bool scored = false;               // the score means something even at 0 (it is always logged)
   std::string reason;                // for the decision log
   // Continue and Tag: "method=result props" entries for the one Authentication-Results header
   // (RFC 8601) that all stages share, e.g. "spf=pass smtp.mailfrom=example.com".
@@ -38,15 +39,15 @@ struct Verdict {
   // Facts that come as a list, e.g. one entry per DKIM signature: ("signatures", [{domain, ...}]).
   std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
 
-  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, std::move(reason), {}, {}, {}}; }
+  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, false, std::move(reason), {}, {}, {}}; }
   static Verdict tag(std::vector<HeaderField> headers, double score, std::string reason) {
-    return {Kind::Tag, {}, std::move(headers), score, std::move(reason), {}, {}, {}};
+    return {Kind::Tag, {}, std::move(headers), score, false, std::move(reason), {}, {}, {}};
   }
   static Verdict tempFail(Reply reply, std::string reason) {
-    return {Kind::TempFail, std::move(reply), {}, 0, std::move(reason), {}, {}, {}};
+    return {Kind::TempFail, std::move(reply), {}, 0, false, std::move(reason), {}, {}, {}};
   }
   static Verdict reject(Reply reply, std::string reason) {
-    return {Kind::Reject, std::move(reply), {}, 0, std::move(reason), {}, {}, {}};
+    return {Kind::Reject, std::move(reply), {}, 0, false, std::move(reason), {}, {}, {}};
   }
 
   bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }

@@ -262,7 +262,8 @@ def test_clean_message_scores_zero(rules_gateway, sink):
     assert sent.record["action"] == "accept"
     entry = stage_entry(sent.record)
     assert entry["verdict"] == "continue" and entry["hits"] == [], entry
-    assert entry.get("score", 0) == 0, entry
+    assert entry["score"] == 0, entry  # logged even at 0: the scan ran
+    assert sent.record["score"] == 0, sent.record
 
 
 def test_tempfail_score_defers_and_nothing_reaches_the_downstream(rules_gateway, sink):
@@ -293,6 +294,7 @@ def test_reject_score_refuses_with_the_configured_text(rules_gateway, sink):
                 hits=[("FROM_REJECT", 20.0, "From: a known spammer domain"),
                       ("RAW_SMALL", 1.2, "A harmless marker")])
     assert entry["reply"] == "550 5.7.1 Refused: this looks like spam", entry
+    assert sent.record["score"] == 21.2, sent.record  # what it was refused for
 
 
 def test_reject_has_a_default_text(rules_gateway, sink):
