@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "filters/dkim/dkim_verifier.h"
+#include "filters/dkim/public_key_cache.h"
 #include "tests/unit/filters/spf/memory_dns.h"
 
 namespace mailgate {
@@ -108,6 +109,20 @@ BOOST_AUTO_TEST_CASE(a_changed_body_fails_on_its_body_hash) {
     BOOST_TEST(result.result == "fail");
     BOOST_TEST(result.reason == "body hash did not verify");
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_rsa_key_is_decoded_once_and_then_reused) {
+  auto lib = library(football());
+  BOOST_TEST(bySelector(verify(lib, rfc8463Message()), "test").result == "pass");
+  std::size_t hits = publicKeyCacheHits();
+  BOOST_TEST(cachedPublicKeys() >= 1u);
+  BOOST_TEST(bySelector(verify(lib, rfc8463Message()), "test").result == "pass");
+  BOOST_TEST(publicKeyCacheHits() > hits);
+  // A different key under the same name is a different DER: decoded afresh, and it fails.
+  std::string other = test_key;
+  other[other.size() - 12] = other[other.size() - 12] == 'A' ? 'B' : 'A';
+  auto changed = verify(library(football(brisbane_key, other.c_str())), rfc8463Message());
+  BOOST_TEST(bySelector(changed, "test").result != "pass");
 }
 
 BOOST_AUTO_TEST_CASE(a_changed_signed_header_fails_the_signature) {
