@@ -138,7 +138,7 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
   std::string error;
   std::optional<Path> sender = request.sender.empty() ? Path{true, {}} : parsePath(request.sender, true, error);
   std::vector<Path> recipients;
-  for (const std::string& address : request.recipients.empty() ? std::vector<std::string>{"postmaster@" + config.server.hostname}
+  for (const std::string& address : request.recipients.empty() ? std::vector<std::string>{"postmaster"}
                                                                : request.recipients) {
     if (auto path = parsePath(address, false, error)) recipients.push_back(std::move(*path));
   }
@@ -184,6 +184,12 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
   bool ended = refused(Phase::Connect) || refused(Phase::Helo) || refused(Phase::MailFrom);
   if (!ended) {
     for (const Path& recipient : recipients) {
+      // As the session does: <postmaster> is always accepted, other domains only when served.
+      if (!recipient.mailbox.domain.empty() && !config.server.servesDomain(recipient.mailbox.domain)) {
+        refusal = Reply::of(554, "5.7.1", "<" + recipient.address() + ">: Relay access denied");
+        transaction.recipients.push_back({recipient.address(), refusal->summary()});
+        continue;
+      }
       bool refused_here = refused(Phase::Rcpt, recipient);
       transaction.recipients.push_back({recipient.address(), refused_here ? refusal->summary() : "250 2.1.5 Ok"});
       if (!refused_here) transaction.accepted.push_back(recipient);

@@ -15,7 +15,7 @@ namespace mailgate {
 struct CheckRequest {
   std::string message_path;
   std::string sender;                   // "" : the null sender
-  std::vector<std::string> recipients;  // none: postmaster@<server.hostname>
+  std::vector<std::string> recipients;  // none: <postmaster> (RFC 5321 §4.5.1: always accepted)
   std::string client_ip = "127.0.0.1";
   std::string helo = "localhost";
   bool json = false;

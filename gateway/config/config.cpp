@@ -318,6 +318,11 @@ std::expected<Config, std::vector<ConfigError>> loadConfig(const std::string& pa
   return parseConfig(text, path);
 }
 
+bool ServerConfig::servesDomain(std::string_view domain) const {
+  std::string lower = config_detail::asciiLower(domain);
+  return std::find(domains.begin(), domains.end(), lower) != domains.end();
+}
+
 Config embeddedDefaultConfig() {
   auto config = parseConfig(embeddedDefaultConfigText(), std::string(embedded_source));
   if (!config) {

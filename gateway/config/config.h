@@ -87,6 +87,8 @@ struct ServerConfig {
   std::vector<HostPort> listen{{"127.0.0.1", 2525}};
   std::string hostname = "localhost";
   std::vector<std::string> domains{"localhost", "localhost.localdomain"};
+  // Whether mail for `domain` (any case) is accepted: never an open relay.
+  bool servesDomain(std::string_view domain) const;
   uint32_t max_recipients = 100;
   uint32_t max_connections = 10000;
   uint32_t max_connections_per_client = 50;

@@ -15,12 +15,7 @@ SessionSettings Runtime::sessionSettings() const {
   return settings;
 }
 
-bool Runtime::acceptsDomain(std::string_view domain) const {
-  std::string lower = asciiLower(domain);
-  for (const auto& accepted : config->server.domains)
-    if (accepted == lower) return true;
-  return false;
-}
+bool Runtime::acceptsDomain(std::string_view domain) const { return config->server.servesDomain(domain); }
 
 std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config) {
   std::vector<std::string> errors;

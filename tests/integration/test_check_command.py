@@ -113,7 +113,8 @@ def test_json_tag(mailgate_bin, tmp_path, rules_config):
     assert out["hits"] == [{**h, "score": pytest.approx(h["score"])} for h in PRIZE_HITS]
     assert headers(out) == [("X-Spam-Score", "7.0"), ("X-Spam-Status", TAG_STATUS), ("X-Spam-Flag", "YES"),
                             ("Subject", "[SPAM] You won a prize")]
-    assert out["recipients"] == [{"address": f"postmaster@{HOSTNAME}", "reply": "250 2.1.5 Ok"}]
+    # No --rcpt: <postmaster>, which RFC 5321 §4.5.1 has every server accept.
+    assert out["recipients"] == [{"address": "postmaster", "reply": "250 2.1.5 Ok"}]
     entry = stage(out, "rules")
     assert (entry["phase"], entry["verdict"]) == ("data", "tag"), entry
     assert entry["score"] == pytest.approx(7.0)
@@ -143,6 +144,20 @@ def test_json_accept(mailgate_bin, tmp_path, rules_config):
     # No X-Spam-Flag (the empty "remove only" field is not shown), and the Subject is left alone.
     assert headers(out) == [("X-Spam-Score", "1.2"), ("X-Spam-Status", "No, score=1.2 required=5.0 tests=RAW_SMALL")]
     assert stage(out, "rules")["verdict"] == "continue"
+
+
+def test_recipients_outside_server_domains_are_refused_as_the_session_refuses_them(mailgate_bin, tmp_path,
+                                                                                     rules_config):
+    message = write_message(tmp_path, ACCEPT_MESSAGE)
+    out = check_json(mailgate_bin, rules_config, message, "--rcpt", "a@elsewhere.example", "--rcpt", "user@example.org")
+    assert out["recipients"] == [
+        {"address": "a@elsewhere.example", "reply": "554 5.7.1 <a@elsewhere.example>: Relay access denied"},
+        {"address": "user@example.org", "reply": "250 2.1.5 Ok"}]
+    assert out["verdict"] == "accept", out
+    only_foreign = check_json(mailgate_bin, rules_config, message, "--rcpt", "a@elsewhere.example")
+    assert only_foreign["verdict"] == "reject"
+    assert only_foreign["reply"] == "554 5.7.1 <a@elsewhere.example>: Relay access denied"
+    assert [s["stage"] for s in only_foreign["stages"]] == [], "no content stage runs for a refused envelope"
 
 
 def test_json_tempfail(mailgate_bin, tmp_path, rules_config):
