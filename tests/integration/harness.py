@@ -329,6 +329,29 @@ def message_id_of(data: bytes) -> Optional[str]:
     return m.group(1).decode() if m else None
 
 
+def delivered_once(sink, content: bytes, timeout: float = 5.0) -> bytes:
+    """The message with `content`'s Message-ID as the downstream got it; asserts it arrived once."""
+    message_id = message_id_of(content)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(found) == 1, f"message {message_id} reached the downstream {len(found)} times"
+    return found[0].data
+
+
+def never_delivered(sink, content: bytes) -> None:
+    """Asserts the message with `content`'s Message-ID is not at the downstream. Called after the
+    refusal was answered: the gateway never relays a refused message later, and a short settle
+    catches a bug that would."""
+    time.sleep(0.1)
+    message_id = message_id_of(content)
+    assert not [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id], (
+        f"refused message {message_id} reached the downstream")
+
+
 def parse_header_block(block: bytes) -> list[tuple[str, str]]:
     """Parses CRLF-terminated header lines (folding allowed) into (name, unfolded value)."""
     assert block, "no header lines"

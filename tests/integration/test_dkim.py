@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dns_server import DnsServer
-from harness import HOSTNAME, Raw, Reply, dot_stuff, make_message, message_id_of, parse_header_block
+from harness import (
+    HOSTNAME, Raw, Reply, delivered_once, dot_stuff, make_message, never_delivered, parse_header_block)
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -241,21 +242,11 @@ def send(gw, content: bytes, sender: str = AUTHOR) -> Sent:
 
 def delivered(sink, sent: Sent) -> bytes:
     """The message as the downstream got it (asserts it arrived once)."""
-    message_id = message_id_of(sent.content)
-    deadline = time.monotonic() + 5
-    while True:
-        found = [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
-        if found or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(found) == 1, f"message {message_id} reached the downstream {len(found)} times"
-    return found[0].data
+    return delivered_once(sink, sent.content)
 
 
 def not_delivered(sink, sent: Sent) -> None:
-    time.sleep(0.2)
-    message_id = message_id_of(sent.content)
-    assert not [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
+    never_delivered(sink, sent.content)
 
 
 # ------------------------------------------------------------------------------- Authentication-Results

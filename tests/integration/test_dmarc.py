@@ -31,7 +31,9 @@ from typing import NamedTuple, Optional, Sequence
 import dkim
 import pytest
 
-from harness import HOSTNAME, Raw, Reply, build_config, message_id_of, new_message_id, parse_header_block, run
+from harness import (
+    HOSTNAME, Raw, Reply, build_config, delivered_once, never_delivered, new_message_id,
+    parse_header_block, run)
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -213,24 +215,13 @@ def smtp(gw, *, sender: str, content: bytes, ip: str = CLIENT_IN) -> Session:
 def delivered(sink, session: Session) -> bytes:
     """The message as the downstream got it (asserts it arrived once, the client's bytes after
     the gateway's prepended header fields)."""
-    message_id = message_id_of(session.content)
-    deadline = time.monotonic() + 5
-    while True:
-        found = [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
-        if found or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(found) == 1, f"message {message_id} reached the downstream {len(found)} times"
-    data = found[0].data
+    data = delivered_once(sink, session.content)
     assert data.endswith(session.content), "the downstream did not get the client's bytes after the new headers"
     return data
 
 
 def not_delivered(sink, session: Session) -> None:
-    time.sleep(0.2)
-    message_id = message_id_of(session.content)
-    assert not [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id], (
-        f"message {message_id} reached the downstream although it was refused")
+    never_delivered(sink, session.content)
 
 
 # ------------------------------------------------------------------------------- Authentication-Results

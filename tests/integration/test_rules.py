@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import pytest
 
-from harness import Raw, Reply, build_config, make_message, message_id_of, parse_header_block, run
+from harness import (
+    Raw, Reply, build_config, delivered_once, make_message, never_delivered, parse_header_block, run)
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -107,23 +108,11 @@ def send(gw, content: bytes, *, sender: str = SENDER, rcpt: str = RCPT) -> Sent:
 
 def delivered(sink, sent: Sent) -> bytes:
     """The message as the downstream got it (asserts it arrived exactly once)."""
-    message_id = message_id_of(sent.content)
-    deadline = time.monotonic() + 5
-    while True:
-        found = [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
-        if found or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(found) == 1, f"message {message_id} reached the downstream {len(found)} times"
-    return found[0].data
+    return delivered_once(sink, sent.content)
 
 
 def not_delivered(sink, sent: Sent) -> None:
-    # The refusal was answered and logged before this is called; the gateway does not relay a
-    # refused message later, so a look at what the sink has is enough.
-    message_id = message_id_of(sent.content)
-    assert not [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id], (
-        f"refused message {message_id} reached the downstream")
+    never_delivered(sink, sent.content)
 
 
 def split_message(data: bytes) -> tuple[bytes, bytes]:

@@ -25,7 +25,7 @@ from typing import NamedTuple, Optional, Sequence
 import pytest
 
 from dns_server import DnsServer
-from harness import HOSTNAME, Raw, Reply, make_message, message_id_of, parse_header_block
+from harness import HOSTNAME, Raw, Reply, delivered_once, make_message, never_delivered, parse_header_block
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -223,21 +223,11 @@ def smtp(gw, *, ip: str = CLIENT4, sender: str, helo: str = HELO, rcpts: Sequenc
 
 def delivered(sink, session: Session) -> bytes:
     """The message as the downstream got it (asserts it arrived once)."""
-    message_id = message_id_of(session.content)
-    deadline = time.monotonic() + 5
-    while True:
-        found = [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
-        if found or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(found) == 1, f"message {message_id} reached the downstream {len(found)} times"
-    return found[0].data
+    return delivered_once(sink, session.content)
 
 
 def not_delivered(sink, session: Session) -> None:
-    time.sleep(0.1)
-    message_id = message_id_of(session.content)
-    assert not [m for m in sink.messages if m.data is not None and message_id_of(m.data) == message_id]
+    never_delivered(sink, session.content)
 
 
 def header_section(message: bytes) -> list:
