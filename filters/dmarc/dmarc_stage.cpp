@@ -8,24 +8,6 @@ namespace mailgate {
 namespace {
 
 constexpr const char* default_public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
-// The header section is read from the spool up to this many octets to find From: (the SMTP line
-// limit and the spool bound a header section; a From: beyond this much is treated as missing).
-constexpr std::size_t max_header_scan_octets = 256 * 1024;
-
-std::string headerSection(const Spool& spool) {
-  std::string section;
-  char buffer[16 * 1024];
-  uint64_t offset = 0;
-  while (section.size() < max_header_scan_octets) {
-    auto count = spool.read(offset, buffer, sizeof buffer);
-    if (!count || *count == 0) break;
-    section.append(buffer, *count);
-    offset += *count;
-    if (section.find("\r\n\r\n") != std::string::npos || section.find("\n\n") != std::string::npos) break;
-  }
-  return section;
-}
-
 int samplePercent() {
   thread_local std::mt19937 generator{std::random_device{}()};
   return std::uniform_int_distribution<int>(0, 99)(generator);
@@ -83,7 +65,9 @@ Step DmarcStage::check(const StageInput& input) const {
   if (!input.message || !input.scratch) return Verdict::proceed("no message");
   return Job([dns = dns_, policy = policy_, message = input.message, facts = input.scratch->auth(),
               client_ip = input.client_ip]() {
-    AuthorDomains authors = authorDomains(headerSection(*message));
+    auto header = message->readPrefix(max_header_scan_octets, true);
+    if (!header) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + header.error());
+    AuthorDomains authors = authorDomains(*header);
     std::vector<DmarcEvaluation> evaluations;
     auto spf = facts->spf();
     auto dkim = facts->dkim();

@@ -14,24 +14,6 @@ namespace {
 // SpamAssassin folds X-Spam-Status near this width; the test list can be long.
 constexpr std::size_t fold_width = 78;
 
-// The message's first `limit` octets, cut after the last line end when it goes on.
-std::expected<std::string, std::string> scannedPart(const Spool& spool, uint64_t limit) {
-  std::string text(static_cast<std::size_t>(std::min(spool.size(), limit)), '\0');
-  std::size_t have = 0;
-  while (have < text.size()) {
-    auto count = spool.read(have, text.data() + have, text.size() - have);
-    if (!count) return std::unexpected(count.error());
-    if (*count == 0) break;
-    have += *count;
-  }
-  text.resize(have);
-  if (spool.size() > limit) {
-    std::size_t last = text.rfind('\n');
-    if (last != std::string::npos) text.resize(last + 1);
-  }
-  return text;
-}
-
 // "Yes, score=7.3 required=5.0 tests=A,B,C" folded with CRLF + tab after a comma.
 std::string statusValue(bool spam, double score, double required, const std::vector<rules::RuleHit>& hits) {
   std::string value = std::string(spam ? "Yes" : "No") + ", score=" + formatScore(score) +
@@ -150,10 +132,11 @@ Step RulesStage::check(const StageInput& input) const {
   envelope.client_ip = input.client_ip;
   envelope.helo = input.helo;
   return Job([rules = rules_, policy = policy_, message = input.message, envelope = std::move(envelope)]() mutable {
-    auto text = scannedPart(*message, policy.max_scan_bytes);
-    if (!text)
-      return Verdict::tempFail(Reply::of(451, "4.3.0", "Error: cannot read the message, try again later"),
-                               "reading the message: " + text.error());
+    auto text = message->readPrefix(policy.max_scan_bytes);
+    if (!text) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + text.error());
+    // A message cut at the bound is cut after its last whole line.
+    if (message->size() > policy.max_scan_bytes && text->rfind('\n') != std::string::npos)
+      text->resize(text->rfind('\n') + 1);
     rules::MessageView view = rules::MessageView::parse(*text, std::move(envelope));
     Verdict verdict = decide(rules->scan(view), policy, receivedSubject(view));
     if (message->size() > policy.max_scan_bytes)

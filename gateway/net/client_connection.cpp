@@ -409,7 +409,7 @@ void ClientConnection::deliver() {
   // RFC 8601 §5: a field claiming our authserv-id did not come from us and must not pass.
   auto forged = omittedHeaderFields(*transaction.spool, hostname, replaced);
   if (!forged) {
-    Reply reply = Reply::of(451, "4.3.0", "Error: cannot read the message, try again later");
+    Reply reply = unreadableMessageReply();
     if (downstream_) downstream_->reset();
     finishTransaction(reply);
     answer(reply);

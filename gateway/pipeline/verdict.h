@@ -53,6 +53,9 @@ struct Verdict {
   bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }
 };
 
-const char* kindName(Verdict::Kind kind);  // "continue", "tag", "tempfail", "reject"
+const char* kindName(Verdict::Kind kind);
+
+// What the client hears when the spooled message cannot be read back (disk trouble).
+inline Reply unreadableMessageReply() { return Reply::of(451, "4.3.0", "Error: cannot read the message, try again later"); }  // "continue", "tag", "tempfail", "reject"
 
 }  // namespace mailgate

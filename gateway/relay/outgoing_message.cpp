@@ -48,28 +48,25 @@ bool namedOneOf(std::string_view field, const std::vector<std::string>& names) {
 
 }  // namespace
 
-std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results) {
-  std::string header = "Authentication-Results: " + std::string(authserv_id) + ";";
-  if (results.empty()) return header + " none\r\n";
+std::string authenticationResultsValue(std::string_view authserv_id, const std::vector<std::string>& results) {
+  std::string value = std::string(authserv_id) + ";";
+  if (results.empty()) return value + " none";
   for (std::size_t i = 0; i < results.size(); ++i) {
-    header += "\r\n\t" + results[i];
-    if (i + 1 < results.size()) header += ";";
+    value += "\r\n\t" + results[i];
+    if (i + 1 < results.size()) value += ";";
   }
-  return header + "\r\n";
+  return value;
+}
+
+std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results) {
+  return "Authentication-Results: " + authenticationResultsValue(authserv_id, results) + "\r\n";
 }
 
 std::expected<std::vector<ByteRange>, std::string> omittedHeaderFields(const Spool& content, std::string_view authserv_id,
                                                                        const std::vector<std::string>& replaced_names) {
-  uint64_t limit = std::min(content.size(), max_header_scan_octets);
-  std::string header(limit, '\0');
-  std::size_t have = 0;
-  while (have < limit) {
-    auto count = content.read(have, header.data() + have, limit - have);
-    if (!count) return std::unexpected(count.error());
-    if (*count == 0) break;
-    have += *count;
-  }
-  header.resize(have);
+  auto read = content.readPrefix(max_header_scan_octets, true);
+  if (!read) return std::unexpected(read.error());
+  const std::string& header = *read;
   std::vector<ByteRange> ranges;
   std::size_t field_start = 0;
   std::size_t at = 0;
@@ -95,7 +92,7 @@ std::expected<std::vector<ByteRange>, std::string> omittedHeaderFields(const Spo
   }
   // No empty line: the whole message is header (RFC 5322 allows no body); close the last field
   // only if it ended within what was scanned.
-  if (have == content.size()) closeField(at);
+  if (header.size() == content.size()) closeField(at);
   return ranges;
 }
 

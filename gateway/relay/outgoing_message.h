@@ -22,11 +22,12 @@ struct ByteRange {
 // RFC 8601 §2.2: "Authentication-Results: authserv-id;" then each "method=result ..." on its own
 // folded line; "none" when there is nothing to say.
 std::string authenticationResultsHeader(std::string_view authserv_id, const std::vector<std::string>& results);
+// The same without the field name and the final CRLF (`mailgate check` shows it as one field).
+std::string authenticationResultsValue(std::string_view authserv_id, const std::vector<std::string>& results);
 
 // The header fields of `content` (up to the first empty line, at most max_header_scan_octets) that
 // must not pass: Authentication-Results fields whose authserv-id is `authserv_id`, and fields
 // named in `replaced_names` (the gateway adds its own in their place). Names case-insensitive.
-constexpr uint64_t max_header_scan_octets = 1024 * 1024;
 std::expected<std::vector<ByteRange>, std::string> omittedHeaderFields(const Spool& content, std::string_view authserv_id,
                                                                        const std::vector<std::string>& replaced_names = {});
 

@@ -119,6 +119,27 @@ std::expected<void, std::string> Spool::moveToFile() {
   return {};
 }
 
+std::expected<std::string, std::string> Spool::readPrefix(uint64_t limit, bool header_only) const {
+  constexpr std::size_t piece = 16 * 1024;
+  std::string text;
+  uint64_t wanted = std::min(limit, size_);
+  while (text.size() < wanted) {
+    std::size_t before = text.size();
+    text.resize(before + static_cast<std::size_t>(std::min<uint64_t>(piece, wanted - before)));
+    auto count = read(before, text.data() + before, text.size() - before);
+    if (!count) return std::unexpected(count.error());
+    text.resize(before + *count);
+    if (*count == 0) break;
+    // Look for the empty line in what is new, and in the three octets before it that a CRLFCRLF
+    // may straddle.
+    std::string_view fresh = std::string_view(text).substr(before < 3 ? 0 : before - 3);
+    if (header_only && (fresh.find("\r\n\r\n") != std::string_view::npos || fresh.find("\n\n") != std::string_view::npos ||
+                        text.starts_with("\r\n")))
+      break;
+  }
+  return text;
+}
+
 std::expected<std::size_t, std::string> Spool::read(uint64_t offset, char* buffer, std::size_t length) const {
   if (offset >= size_) return 0;
   length = static_cast<std::size_t>(std::min<uint64_t>(length, size_ - offset));

@@ -12,6 +12,10 @@
 
 namespace mailgate {
 
+// How much of a message is read to find its header fields (forged Authentication-Results, the
+// From: of DMARC): a header section longer than this is scanned no further.
+constexpr uint64_t max_header_scan_octets = 1024 * 1024;
+
 class Spool {
  public:
   // `directory` must exist and be writable; `memory_limit` bytes stay in memory before the
@@ -33,6 +37,10 @@ class Spool {
   // Copies up to `length` bytes from `offset` into `buffer`; returns the count (0 at the end).
   std::expected<std::size_t, std::string> read(uint64_t offset, char* buffer,
                                                std::size_t length) const;
+  // The first `limit` octets (fewer when the content is shorter). With `header_only`, reading
+  // stops once the empty line that ends the header section is in (the text may go a little past
+  // it), so a stage that wants the header of a large message does not read its body.
+  std::expected<std::string, std::string> readPrefix(uint64_t limit, bool header_only = false) const;
   // The whole content while it is still in memory (empty view once it is on disk).
   std::string_view memory() const { return onDisk() ? std::string_view() : std::string_view(memory_); }
 

@@ -204,6 +204,34 @@ BOOST_FIXTURE_TEST_CASE(write_error_is_reported_and_changes_nothing, SpoolDirect
   BOOST_TEST(readAll(spool) == pattern(0, 1020));
 }
 
+BOOST_AUTO_TEST_CASE(read_prefix_is_bounded_and_can_stop_at_the_end_of_the_header) {
+  SpoolDirectory directory;
+  std::string header = "Subject: x\r\nFrom: a@b\r\n\r\n";
+  std::string body(200 * 1024, 'b');
+  for (uint64_t memory_limit : {uint64_t{1} << 30, uint64_t{1024}}) {  // in memory, then on disk
+    Spool spool(directory.path(), memory_limit);
+    BOOST_REQUIRE(spool.append(header + body));
+    BOOST_TEST(spool.onDisk() == (memory_limit == 1024));
+    auto all = spool.readPrefix(1 << 30);
+    BOOST_REQUIRE(all);
+    BOOST_TEST((*all == header + body));
+    auto bounded = spool.readPrefix(1000);
+    BOOST_REQUIRE(bounded);
+    BOOST_TEST((*bounded == (header + body).substr(0, 1000)));
+    auto head = spool.readPrefix(1 << 30, true);
+    BOOST_REQUIRE(head);
+    BOOST_TEST(head->starts_with(header));
+    BOOST_TEST(head->size() < 64 * 1024u, "the body is not read: " << head->size());
+  }
+  // An empty line that straddles two reads is still found; no empty line: read to the bound.
+  Spool straddling(directory.path(), 1 << 30);
+  BOOST_REQUIRE(straddling.append(std::string(16 * 1024 - 2, 'h') + "\r\n\r\n" + body));
+  BOOST_TEST(straddling.readPrefix(1 << 30, true)->size() < 64 * 1024u);
+  Spool headless(directory.path(), 1 << 30);
+  BOOST_REQUIRE(headless.append(body));
+  BOOST_TEST(headless.readPrefix(100 * 1024, true)->size() == 100 * 1024u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate
