@@ -45,6 +45,12 @@ bool sameOrParent(std::string_view signer, std::string_view author) {
   return sameOrParent(signer, author.substr(author.size() - signer.size()));
 }
 
+// The pool did not run a verification job within its time: the message can be tried again.
+Verdict unfinished() {
+  return Verdict::tempFail(Reply::of(451, "4.7.20", "DKIM verification did not finish, try again later"),
+                           "the verification did not finish in time");
+}
+
 void finishVerification(const std::shared_ptr<DkimTransaction>& state);
 
 // Hands what is pending to a job, unless one is already busy; when everything is hashed and the
@@ -72,8 +78,7 @@ void drive(const std::shared_ptr<DkimTransaction>& state) {
           if (state->resume) {
             auto resume = std::move(*state->resume);
             state->resume.reset();
-            resume(Verdict::tempFail(Reply::of(451, "4.7.20", "DKIM verification did not finish, try again later"),
-                                     "the verification did not finish in time"));
+            resume(unfinished());
           }
           return;
         }
@@ -96,15 +101,13 @@ void finishVerification(const std::shared_ptr<DkimTransaction>& state) {
       piece_timeout,
       [state](std::optional<Verdict> finished) {
         state->busy = false;
-        if (!finished) {
-          state->stuck = true;
-          state->error = "the verification did not finish in time";
-          state->results.clear();
-        }
+        if (!finished) state->stuck = true;
         if (!state->resume) return;
         auto resume = std::move(*state->resume);
         state->resume.reset();
-        resume(Verdict::proceed());  // the stage's own callback turns this into the real verdict
+        // The stage's own callback turns a proceed into the real verdict; a stuck pool is a
+        // tempfail, as for a piece that did not finish.
+        resume(finished ? Verdict::proceed() : unfinished());
       });
 }
 
@@ -177,8 +180,7 @@ Step DkimStage::check(const StageInput& input) const {
   }
   state->ended = true;
   if (state->stuck)
-    return Verdict::tempFail(Reply::of(451, "4.7.20", "DKIM verification did not finish, try again later"),
-                             "the verification did not finish in time");
+    return unfinished();
   return Deferred{[state, policy = policy_, facts = input.scratch->auth()](Deferred::Resume resume) mutable {
     state->resume = [state, policy, facts, resume = std::move(resume)](Verdict early) mutable {
       if (early.ends()) {  // the verification itself failed (stuck pool)
