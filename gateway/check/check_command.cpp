@@ -215,10 +215,8 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
   std::string action = refusal ? actionOf(*refusal, transaction.tagged) : (transaction.tagged ? "tag" : "accept");
   std::vector<HeaderField> headers;
   if (!refusal) {
-    if (!transaction.auth_results.empty()) {
-      std::string line = authenticationResultsHeader(config.server.hostname, transaction.auth_results);
-      headers.push_back({"Authentication-Results", line.substr(24, line.size() - 26)});
-    }
+    if (!transaction.auth_results.empty())
+      headers.push_back({"Authentication-Results", authenticationResultsValue(config.server.hostname, transaction.auth_results)});
     for (const auto& header : transaction.headers)
       if (!header.replaces || !header.value.empty()) headers.push_back(header);
   }
