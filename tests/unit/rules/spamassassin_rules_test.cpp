@@ -17,20 +17,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const fs::path kDebianRules = "/usr/share/spamassassin";
-// sa-update's download, newer than the package's copy, when the system has run it.
-const fs::path kUpdatesRoot = "/var/lib/spamassassin";
-
-std::vector<fs::path> updatedRuleDirs() {
-  std::vector<fs::path> dirs;
-  std::error_code code;
-  if (!fs::is_directory(kUpdatesRoot, code)) return dirs;
-  for (const auto& version : fs::directory_iterator(kUpdatesRoot, code)) {
-    fs::path updates = version.path() / "updates_spamassassin_org";
-    if (fs::is_directory(updates, code)) dirs.push_back(updates);
-  }
-  return dirs;
-}
-
 void requireRulesFolder(const fs::path& dir) {
   BOOST_REQUIRE_MESSAGE(fs::is_directory(dir), dir.string() << " is missing: install Debian's spamassassin package "
                                                               "(apt-get install spamassassin) to run this test");
@@ -71,17 +57,6 @@ BOOST_AUTO_TEST_CASE(debian_rules_folder_loads_without_errors) {
   BOOST_TEST(lint.errors.empty(), test::joined(lint.errors));
   BOOST_TEST(lint.rules == report.rules);
   BOOST_TEST(lint.skipped.size() == report.skipped.size());
-}
-
-BOOST_AUTO_TEST_CASE(updated_rules_folders_load_without_errors_when_present) {
-  std::vector<fs::path> dirs = updatedRuleDirs();
-  if (dirs.empty()) BOOST_TEST_MESSAGE("no sa-update rules under " << kUpdatesRoot << "; nothing to check");
-  for (const fs::path& dir : dirs) {
-    BOOST_TEST_CONTEXT(dir.string()) {
-      LintReport report;
-      loadRulesFolder(dir, report);
-    }
-  }
 }
 
 BOOST_AUTO_TEST_CASE(debian_rules_score_gtube) {
