@@ -138,6 +138,33 @@ BOOST_AUTO_TEST_CASE(the_stage_reads_the_message_while_it_arrives) {
   BOOST_TEST(facts[0].selector == "brisbane");
 }
 
+// A pool that never gets to a job within its time (what the thread pool reports on a timeout).
+class TimingOutRunner final : public JobRunner {
+ public:
+  void submit(Job, Duration, Done done) override { done(std::nullopt); }
+  void await(Deferred deferred, Duration, Done done) override {
+    deferred.subscribe([done = std::move(done)](Verdict verdict) mutable { done(std::move(verdict)); });
+  }
+};
+
+BOOST_AUTO_TEST_CASE(a_verification_that_does_not_finish_is_a_tempfail) {
+  auto library = DkimLibrary::make(std::make_shared<test::MemoryDns>(), {});
+  BOOST_REQUIRE(library.has_value());
+  DkimStage stage(*library, DkimStage::Policy{});
+  TimingOutRunner runner;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  input.scratch = std::make_shared<TransactionScratch>();
+  input.background = &runner;
+  stage.messageBytes(input, "From: a@example.com\r\n\r\nbody\r\n");
+  Step step = stage.check(input);
+  BOOST_REQUIRE(std::holds_alternative<Deferred>(step));
+  std::optional<Verdict> verdict;
+  std::get<Deferred>(step).subscribe([&](Verdict given) { verdict = std::move(given); });
+  BOOST_REQUIRE(verdict.has_value());
+  BOOST_TEST(verdict->reply.summary() == "451 4.7.20 DKIM verification did not finish, try again later");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate

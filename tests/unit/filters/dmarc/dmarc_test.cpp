@@ -167,6 +167,10 @@ BOOST_AUTO_TEST_CASE(quarantine_is_tagged_and_a_missing_from_refused_by_default)
   Verdict refused = DmarcStage::decide(missing, {}, DmarcStage::Policy{});
   BOOST_TEST(refused.reply.code() == 550);
   BOOST_TEST(refused.reply.enhanced() == "5.7.1");
+  DmarcStage::Policy deferring;
+  deferring.on_invalid_from = PolicyAction::TempFail;
+  Verdict deferred = DmarcStage::decide(missing, {}, deferring);
+  BOOST_TEST(deferred.reply.summary() == "451 4.7.1 Message must have exactly one From: field with an address, try again later");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
