@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -172,6 +173,28 @@ DnsRecordSet recordSet(const ub_result& result, uint16_t type) {
   return set;
 }
 
+// libunbound resends a query when a retransmit timeout, learnt from the server's round trips,
+// runs out, and answers SERVFAIL after outbound-msg-retry (5) sends without an answer. Left so,
+// behind a fast local resolver the learnt timeout sits at its 50 ms floor, and a name whose own
+// servers are slow failed after 0.66 s (bench/spf_isolation, answers for other names flowing)
+// whatever dns.timeout said. So: no resend sooner than 1 s (a stub's usual pace; what
+// unbound.conf(5) advises for "forwarders needing more time"), or dns.timeout if shorter, and
+// enough sends that libunbound never gives up before the lookup's own deadline does. The floor
+// stays short of dns.timeout so that a dead server among several costs a second, not a timeout.
+struct ResendSchedule {
+  std::string min_rtt_ms;
+  std::string sends;
+};
+
+ResendSchedule resendSchedule(const DnsConfig& config) {
+  using std::chrono::milliseconds;
+  const int64_t timeout_ms = std::max<int64_t>(1, std::chrono::duration_cast<milliseconds>(config.timeout).count());
+  const int64_t floor_ms = std::clamp<int64_t>(timeout_ms, 50, 1000);
+  const int64_t deadline_ms = timeout_ms * (int64_t{config.retries} + 1);
+  const int64_t sends = std::min<int64_t>(deadline_ms / floor_ms + 2, 100);
+  return {std::to_string(floor_ms), std::to_string(sends)};
+}
+
 }  // namespace
 
 // libunbound's blocking ub_resolve() has no per-query timeout (its own retries against a silent
@@ -225,6 +248,7 @@ std::expected<std::shared_ptr<Resolver>, std::string> Resolver::create(const Dns
 
   // Threads, not libunbound's default of a forked process for the background resolver.
   if (int error = ub_ctx_async(context, 1)) return std::unexpected(unboundError("ub_ctx_async", error));
+  const ResendSchedule resend = resendSchedule(config);
   // Forward mode without validation: the gateway asks recursive resolvers, it is not one; DNSSEC
   // validation (the validator module) can come later with trust anchors.
   // libunbound answers some zones itself, as a recursive server would (RFC 6303, RFC 6761): the
@@ -236,6 +260,8 @@ std::expected<std::shared_ptr<Resolver>, std::string> Resolver::create(const Dns
   // upstream still) stores the whole "name nodefault" text as the name; a transparent zone with
   // no data turns the default off as well and forwards every question.)
   const std::pair<const char*, const char*> options[] = {
+      {"infra-cache-min-rtt:", resend.min_rtt_ms.c_str()},
+      {"outbound-msg-retry:", resend.sends.c_str()},
       {"module-config:", "iterator"},
       {"outgoing-range:", outgoing_udp_ports},
       {"unblock-lan-zones:", "yes"},

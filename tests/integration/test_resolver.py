@@ -176,8 +176,8 @@ def test_forwarder_over_ipv6_with_port(binary, dns, tmp_path):
 
 
 def test_a_dead_forwarder_before_a_live_one(binary, dns, tmp_path):
-    # libunbound ignores ICMP port unreachable: each try of the dead one costs its whole UDP
-    # timeout (376 ms at first, then doubling) before the live one is asked.
+    # libunbound ignores ICMP port unreachable: each try of the dead one costs the resend floor
+    # (1 s here, see resendSchedule in gateway/dns/resolver.cpp) before the live one is asked.
     path = config(tmp_path, [f"127.0.0.1:{_closed_port()}", dns.address], timeout="3s", retries=1)
     for i in range(3):
         run = resolve(binary, path, f"n{i}.example.com", "A")

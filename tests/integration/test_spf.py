@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 from typing import NamedTuple, Optional, Sequence
 
@@ -514,6 +515,35 @@ def test_timeout_reason_names_the_query(spf_gateway, sink, dns):
     session.rcpts[0].check(451, "4.7.24")
     outcome = spf_outcome(session.record)
     assert "servfail.spf.example TXT: dns servfail" in outcome["reason"], outcome
+
+
+def test_silent_server_is_waited_for_the_whole_timeout_while_others_answer_fast(start_gateway, sink, dns):
+    """dns.timeout is what a lookup waits, also while the server keeps answering other names at
+    once. libunbound's resend timer follows the server's measured round trip (1 ms here), and left
+    alone it gave up on the silent name after a few quick resends (0.66 s) with SERVFAIL: behind a
+    fast local resolver, a domain whose own servers take 2 s would always be a temperror."""
+    timeout = 2.5
+    gw = start_gateway(sink=sink, server={"proxy_protocol": True}, stages=[{"type": "spf"}],
+                       extra=f'[dns]\nservers = ["{dns.address}"]\ntimeout = "{int(timeout * 1000)}ms"\nretries = 0\n')
+    fresh = itertools.count()
+
+    def fast():  # a fresh name: one query, answered at once (NXDOMAIN), result none
+        smtp(gw, sender=f"alice@n{next(fresh)}.nowhere.spf.example").rcpts[0].check(250)
+
+    for _ in range(10):
+        fast()
+    slow: list = []
+    waiting = threading.Thread(target=lambda: slow.append(smtp(gw, sender="alice@timeout.spf.example")))
+    waiting.start()
+    deadline = time.monotonic() + timeout + 5
+    while waiting.is_alive() and time.monotonic() < deadline:
+        fast()
+    waiting.join(timeout=10)
+    [session] = slow
+    session.rcpts[0].check(451, "4.7.24")
+    outcome = spf_outcome(session.record)
+    assert "timeout.spf.example TXT: dns timeout" in outcome["reason"], outcome
+    assert timeout - 0.1 <= session.seconds < timeout + 3, f"temperror after {session.seconds:.2f} s"
 
 
 # ------------------------------------------------------------------------------- identities
