@@ -287,8 +287,7 @@ void ClientConnection::onMail(ev::Mail& mail) {
   runPhase(Phase::MailFrom, [this](PhaseResult result) {
     Reply reply = result.reply;
     if (transaction_->absorb(std::move(result))) {
-      finishTransaction(reply);
-      answer(reply);
+      answerAndFinish(reply);
       return;
     }
     answer(Reply::of(250, "2.1.0", "Ok"));
@@ -378,16 +377,14 @@ void ClientConnection::onEndOfData(uint64_t size) {
     transaction.outcomes.push_back(StageOutcome{"spool", Phase::EndOfData, Verdict::Kind::TempFail,
                                                 *transaction.spool_error, reply.summary(), 0, false, false, {}, {}, {}});
     if (downstream_) downstream_->reset();
-    finishTransaction(reply);
-    answer(reply);
+    answerAndFinish(reply);
     return;
   }
   runPhase(Phase::EndOfData, [this](PhaseResult result) {
     Reply refusal = result.reply;
     if (transaction_->absorb(std::move(result))) {
       if (downstream_) downstream_->reset();
-      finishTransaction(refusal);
-      answer(refusal);
+      answerAndFinish(refusal);
       return;
     }
     deliver();
@@ -411,8 +408,7 @@ void ClientConnection::deliver() {
   if (!forged) {
     Reply reply = unreadableMessageReply();
     if (downstream_) downstream_->reset();
-    finishTransaction(reply);
-    answer(reply);
+    answerAndFinish(reply);
     return;
   }
   auto message = std::make_shared<const OutgoingMessage>(std::move(headers), transaction.spool, std::move(*forged));
@@ -429,8 +425,7 @@ void ClientConnection::deliver() {
     Reply relayed = (reply.positive() && reply.code() < 300) || reply.transient() || reply.permanent()
                         ? reply
                         : Downstream::unavailable("unexpected reply " + reply.summary());
-    self->finishTransaction(relayed);
-    self->answer(relayed);
+    self->answerAndFinish(relayed);
   };
   if (runtime_->maildir) {
     auto runtime = runtime_;
@@ -472,6 +467,18 @@ void ClientConnection::finishTransaction(const Reply& reply) {
   transaction_.reset();
 }
 
+void ClientConnection::answerAndFinish(const Reply& reply) {
+  // The client hears the reply before the record is built and written: strace put 45-70 µs
+  // between the downstream's 250 and the client's, which every message's latency carried.
+  std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
+  SessionFacts facts = facts_;  // answering may run a pipelined EHLO, which changes them
+  answer(reply);
+  if (finished) {
+    worker_.shared().log().write(
+        transactionRecord(facts, *finished, actionOf(reply, finished->tagged), reply.summary()));
+  }
+}
+
 void ClientConnection::abandonTransaction(std::string_view why) {
   if (!transaction_) return;
   if (downstream_) downstream_->reset();
@@ -510,6 +517,11 @@ void ClientConnection::flush() {
   if (!session_.hasOutput() || closing_) return;
   auto request = std::make_unique<WriteRequest>();
   request->bytes = session_.takeOutput();
+  if (writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes) != 0) {
+    closeConnection();
+    return;
+  }
+  if (request->bytes.empty()) return;
   request->owner = this;
   request->request.data = request.get();
   uv_buf_t buffer = uv_buf_init(request->bytes.data(), static_cast<unsigned>(request->bytes.size()));

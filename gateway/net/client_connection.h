@@ -47,6 +47,8 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void deliver();
   void answer(const Reply& reply);
   void finishTransaction(const Reply& reply);
+  // Answers the client with the transaction's final reply, then logs the transaction.
+  void answerAndFinish(const Reply& reply);
   void abandonTransaction(std::string_view why);
   void relayRecipient(const Path& recipient);
   // Hands the downstream connection back to the worker's pool for the next session.

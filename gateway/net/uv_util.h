@@ -17,6 +17,12 @@ struct WriteRequest {
   void* owner = nullptr;
 };
 
+// Writes what the socket takes at once and drops it from `bytes`; 0 or a negative libuv error.
+// uv_write would cost a request and, on the libuv Debian ships, two epoll_ctl calls per reply
+// (POLLOUT on, then off): strace showed one after every write of a one-line reply. Nothing is
+// written while earlier uv_writes are queued (uv_try_write says EAGAIN), so order is kept.
+int writeAtOnce(uv_stream_t* stream, std::string& bytes);
+
 // Address and port of a sockaddr, for logs: ("192.0.2.1", 25); IPv4-mapped IPv6 is shown as IPv4.
 struct PeerAddress {
   std::string ip;

@@ -239,6 +239,15 @@ void Downstream::flush() {
   if (!client_.hasOutput() || state_ != State::Connected) return;
   auto request = std::make_unique<WriteRequest>();
   request->bytes = client_.takeOutput();
+  // A message's pieces go through uv_write, paced by its callbacks, so that a large message to
+  // a fast downstream does not hold the loop; commands and a small message's end leave at once.
+  if (!streaming_) {
+    if (int error = writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes)) {
+      fail(std::string("write: ") + uv_strerror(error));
+      return;
+    }
+    if (request->bytes.empty()) return;
+  }
   request->request.data = request.get();
   request->owner = this;
   uv_buf_t buffer = uv_buf_init(request->bytes.data(), static_cast<unsigned>(request->bytes.size()));
