@@ -517,10 +517,7 @@ void ClientConnection::flush() {
   if (!session_.hasOutput() || closing_) return;
   auto request = std::make_unique<WriteRequest>();
   request->bytes = session_.takeOutput();
-  if (writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes) != 0) {
-    closeConnection();
-    return;
-  }
+  writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes);
   if (request->bytes.empty()) return;
   request->owner = this;
   request->request.data = request.get();

@@ -51,14 +51,11 @@ bool socketAddress(const std::string& host, uint16_t port, sockaddr_storage& out
   return false;
 }
 
-int writeAtOnce(uv_stream_t* stream, std::string& bytes) {
-  if (bytes.empty()) return 0;
+void writeAtOnce(uv_stream_t* stream, std::string& bytes) {
+  if (bytes.empty()) return;
   uv_buf_t buffer = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
   int written = uv_try_write(stream, &buffer, 1);
-  if (written == UV_EAGAIN) return 0;
-  if (written < 0) return written;
-  bytes.erase(0, static_cast<std::size_t>(written));
-  return 0;
+  if (written > 0) bytes.erase(0, static_cast<std::size_t>(written));
 }
 
 }  // namespace mailgate

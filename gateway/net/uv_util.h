@@ -17,11 +17,13 @@ struct WriteRequest {
   void* owner = nullptr;
 };
 
-// Writes what the socket takes at once and drops it from `bytes`; 0 or a negative libuv error.
-// uv_write would cost a request and, on the libuv Debian ships, two epoll_ctl calls per reply
-// (POLLOUT on, then off): strace showed one after every write of a one-line reply. Nothing is
-// written while earlier uv_writes are queued (uv_try_write says EAGAIN), so order is kept.
-int writeAtOnce(uv_stream_t* stream, std::string& bytes);
+// Writes what the socket takes at once and drops it from `bytes`; what is left goes through
+// uv_write. uv_write alone would cost a request and, on the libuv Debian ships, two epoll_ctl
+// calls per reply (POLLOUT on, then off): strace showed one after every one-line reply. Nothing
+// is written while earlier uv_writes are queued (uv_try_write says EAGAIN), so order is kept. On
+// an error nothing is dropped: uv_write then reports it through its callback, on a later turn
+// of the loop, so a broken socket is never noticed inside the caller's own call.
+void writeAtOnce(uv_stream_t* stream, std::string& bytes);
 
 // Address and port of a sockaddr, for logs: ("192.0.2.1", 25); IPv4-mapped IPv6 is shown as IPv4.
 struct PeerAddress {

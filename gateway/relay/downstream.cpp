@@ -242,10 +242,7 @@ void Downstream::flush() {
   // A message's pieces go through uv_write, paced by its callbacks, so that a large message to
   // a fast downstream does not hold the loop; commands and a small message's end leave at once.
   if (!streaming_) {
-    if (int error = writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes)) {
-      fail(std::string("write: ") + uv_strerror(error));
-      return;
-    }
+    writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes);
     if (request->bytes.empty()) return;
   }
   request->request.data = request.get();
