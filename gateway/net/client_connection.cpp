@@ -462,9 +462,13 @@ void ClientConnection::onRefused(const ev::Refused& refused) {
 
 void ClientConnection::finishTransaction(const Reply& reply) {
   if (!transaction_) return;
-  worker_.shared().log().write(
-      transactionRecord(facts_, *transaction_, actionOf(reply, transaction_->tagged), reply.summary()));
+  logTransaction(facts_, *transaction_, reply);
   transaction_.reset();
+}
+
+void ClientConnection::logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply) {
+  worker_.shared().log().write(
+      transactionRecord(facts, transaction, actionOf(reply, transaction.tagged), reply.summary()));
 }
 
 void ClientConnection::answerAndFinish(const Reply& reply) {
@@ -473,10 +477,7 @@ void ClientConnection::answerAndFinish(const Reply& reply) {
   std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
   SessionFacts facts = facts_;  // answering may run a pipelined EHLO, which changes them
   answer(reply);
-  if (finished) {
-    worker_.shared().log().write(
-        transactionRecord(facts, *finished, actionOf(reply, finished->tagged), reply.summary()));
-  }
+  if (finished) logTransaction(facts, *finished, reply);
 }
 
 void ClientConnection::abandonTransaction(std::string_view why) {

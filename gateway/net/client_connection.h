@@ -49,6 +49,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void finishTransaction(const Reply& reply);
   // Answers the client with the transaction's final reply, then logs the transaction.
   void answerAndFinish(const Reply& reply);
+  void logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply);
   void abandonTransaction(std::string_view why);
   void relayRecipient(const Path& recipient);
   // Hands the downstream connection back to the worker's pool for the next session.
