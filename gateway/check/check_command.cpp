@@ -9,6 +9,7 @@
 #include "filters/rules/rules_stage.h"
 #include "gateway/log/transaction_record.h"
 #include "gateway/relay/outgoing_message.h"
+#include "gateway/smtp/relay_policy.h"
 
 namespace mailgate {
 namespace {
@@ -184,9 +185,8 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
   bool ended = refused(Phase::Connect) || refused(Phase::Helo) || refused(Phase::MailFrom);
   if (!ended) {
     for (const Path& recipient : recipients) {
-      // As the session does: <postmaster> is always accepted, other domains only when served.
-      if (!recipient.mailbox.domain.empty() && !config.server.servesDomain(recipient.mailbox.domain)) {
-        refusal = Reply::of(554, "5.7.1", "<" + recipient.address() + ">: Relay access denied");
+      if (auto relay_refusal = relayRefusal(config.server, recipient)) {
+        refusal = relay_refusal;
         transaction.recipients.push_back({recipient.address(), refusal->summary()});
         continue;
       }
@@ -218,7 +218,7 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
     if (!transaction.auth_results.empty())
       headers.push_back({"Authentication-Results", authenticationResultsValue(config.server.hostname, transaction.auth_results)});
     for (const auto& header : transaction.headers)
-      if (!header.replaces || !header.value.empty()) headers.push_back(header);
+      if (!header.removesOnly()) headers.push_back(header);
   }
   std::vector<Hit> hits = ruleHits(transaction.outcomes);
   // Every stage's score, a rules score under tag_score included (the transaction's own score

@@ -5,6 +5,7 @@
 #include "gateway/net/worker.h"
 #include "gateway/relay/outgoing_message.h"
 #include "gateway/relay/trace_header.h"
+#include "gateway/smtp/relay_policy.h"
 
 namespace mailgate {
 namespace {
@@ -296,13 +297,9 @@ void ClientConnection::onMail(ev::Mail& mail) {
 
 void ClientConnection::onRcpt(ev::Rcpt& rcpt) {
   const Path& recipient = rcpt.command.path;
-  // RFC 5321 §4.5.1: <postmaster> without a domain must be accepted.
-  bool postmaster = recipient.mailbox.domain.empty();
-  if (!postmaster && !runtime_->acceptsDomain(recipient.mailbox.domain)) {
-    // Never an open relay: only the configured domains are served.
-    Reply reply = Reply::of(554, "5.7.1", "<" + recipient.address() + ">: Relay access denied");
-    transaction_->recipients.push_back({recipient.address(), reply.summary()});
-    answer(reply);
+  if (auto refusal = relayRefusal(runtime_->config->server, recipient)) {
+    transaction_->recipients.push_back({recipient.address(), refusal->summary()});
+    answer(*refusal);
     return;
   }
   deciding_recipient_ = recipient;
@@ -401,7 +398,7 @@ void ClientConnection::deliver() {
   std::vector<std::string> replaced;
   for (const auto& header : transaction.headers) {
     if (header.replaces) replaced.push_back(header.name);
-    if (!header.replaces || !header.value.empty()) headers += header.line();
+    if (!header.removesOnly()) headers += header.line();
   }
   // RFC 8601 §5: a field claiming our authserv-id did not come from us and must not pass.
   auto forged = omittedHeaderFields(*transaction.spool, hostname, replaced);

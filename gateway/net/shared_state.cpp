@@ -15,8 +15,6 @@ SessionSettings Runtime::sessionSettings() const {
   return settings;
 }
 
-bool Runtime::acceptsDomain(std::string_view domain) const { return config->server.servesDomain(domain); }
-
 std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config) {
   std::vector<std::string> errors;
   auto pipeline = buildPipeline(config);

@@ -26,7 +26,6 @@ struct Runtime {
   std::optional<Maildir> maildir;  // set when no downstream is configured
 
   SessionSettings sessionSettings() const;
-  bool acceptsDomain(std::string_view domain) const;
 };
 
 // Builds a Runtime from a validated config: the pipeline, the Maildir when needed.

@@ -84,7 +84,7 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
   // except that removals stand (fields only this gateway may vouch for still do not pass).
   if (entry.mode == StageMode::Shadow) {
     for (auto& header : verdict.headers)
-      if (header.replaces && header.value.empty()) result.headers.push_back(std::move(header));
+      if (header.removesOnly()) result.headers.push_back(std::move(header));
     return false;
   }
   switch (verdict.kind) {

@@ -17,6 +17,7 @@ struct HeaderField {
   // X-Spam-* fields that only this gateway may vouch for. With an empty value, the field is only
   // removed, nothing added.
   bool replaces = false;
+  bool removesOnly() const { return replaces && value.empty(); }
   std::string line() const { return name + ": " + value + "\r\n"; }
 };
 
@@ -53,9 +54,9 @@ struct Verdict {
   bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }
 };
 
-const char* kindName(Verdict::Kind kind);
+const char* kindName(Verdict::Kind kind);  // "continue", "tag", "tempfail", "reject"
 
 // What the client hears when the spooled message cannot be read back (disk trouble).
-inline Reply unreadableMessageReply() { return Reply::of(451, "4.3.0", "Error: cannot read the message, try again later"); }  // "continue", "tag", "tempfail", "reject"
+inline Reply unreadableMessageReply() { return Reply::of(451, "4.3.0", "Error: cannot read the message, try again later"); }
 
 }  // namespace mailgate
