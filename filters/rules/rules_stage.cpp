@@ -1,12 +1,9 @@
 #include "filters/rules/rules_stage.h"
 
-#include <strings.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-
 
 namespace mailgate {
 namespace {
@@ -35,29 +32,18 @@ std::string statusValue(bool spam, double score, double required, const std::vec
   return value;
 }
 
-// The Subject as received, unfolded lines kept (RFC 2047 words stay encoded), for the prefix.
+// The first Subject as received, line breaks kept (RFC 2047 words stay encoded), for the prefix.
 std::optional<std::string> receivedSubject(const rules::MessageView& view) {
-  for (const auto& header : view.headers()) {
-    if (header.name.size() != 7 || strncasecmp(header.name.c_str(), "subject", 7) != 0) continue;
-    std::string value;
-    for (char c : header.raw) {
-      if (c == '\n') value += "\r\n";
-      else value += c;
-    }
-    while (value.ends_with("\r\n")) value.resize(value.size() - 2);
-    std::size_t start = value.find_first_not_of(" \t");
-    return start == std::string::npos ? std::string() : value.substr(start);
+  std::vector<std::string> subjects = view.header("Subject", /*raw=*/true);
+  if (subjects.empty()) return std::nullopt;
+  std::string value;
+  for (char c : subjects.front()) {
+    if (c == '\n') value += "\r\n";
+    else value += c;
   }
-  return std::nullopt;
-}
-
-std::optional<double> readScore(Settings& settings, std::string_view key) {
-  auto value = settings.number(key);
-  if (value && !std::isfinite(*value)) {
-    settings.fail(key, "must be a finite number");
-    return std::nullopt;
-  }
-  return value;
+  while (value.ends_with("\r\n")) value.resize(value.size() - 2);
+  std::size_t start = value.find_first_not_of(" \t");
+  return start == std::string::npos ? std::string() : value.substr(start);
 }
 
 // A rule's own score for the log and `mailgate check`: one decimal when that is exact, else as
@@ -91,9 +77,10 @@ std::unique_ptr<Stage> RulesStage::fromSettings(Settings& settings, StageContext
   std::filesystem::path base = std::filesystem::path(context.config().source).parent_path();
   for (std::string& path : *paths)
     if (std::filesystem::path(path).is_relative() && !base.empty()) path = (base / path).string();
-  if (auto tag = readScore(settings, "tag_score")) policy.tag_score = *tag;
-  policy.tempfail_score = readScore(settings, "tempfail_score");
-  policy.reject_score = readScore(settings, "reject_score");
+  // Settings::number refuses what is not a finite number.
+  if (auto tag = settings.number("tag_score")) policy.tag_score = *tag;
+  policy.tempfail_score = settings.number("tempfail_score");
+  policy.reject_score = settings.number("reject_score");
   if (policy.tempfail_score && *policy.tempfail_score < policy.tag_score)
     settings.fail("tempfail_score", "must not be below tag_score (" + formatScore(policy.tag_score) + ")");
   if (policy.reject_score && *policy.reject_score < policy.tag_score)
