@@ -4,15 +4,10 @@
 #include <cctype>
 
 #include "gateway/util/gmime_c.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate::rules {
 namespace {
-
-std::string lowered(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool isAscii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
@@ -20,7 +15,7 @@ bool isAscii(std::string_view text) {
 
 // Header fields whose values hold no encoded words; SpamAssassin leaves them undecoded.
 bool holdsNoEncodedWords(std::string_view name) {
-  std::string lower = lowered(name);
+  std::string lower = asciiLower(name);
   return lower == "received" || lower == "message-id" || lower == "resent-message-id" || lower == "date" ||
          lower == "resent-date" || lower == "mime-version" || lower == "references" || lower == "in-reply-to" ||
          lower.starts_with("list-");
@@ -65,7 +60,7 @@ bool isValidUtf8(std::string_view text) {
 std::string toUtf8(std::string_view bytes, std::string_view charset) {
   initialiseGMime();
   if (isAscii(bytes)) return std::string(bytes);
-  std::string name = lowered(charset);
+  std::string name = asciiLower(charset);
   if (name.empty() || name == "us-ascii" || name == "ascii" || name == "utf-8" || name == "utf8") {
     if (isValidUtf8(bytes)) return std::string(bytes);
     name = "windows-1252";

@@ -1,4 +1,5 @@
 #include "rules/header_address.h"
+#include "gateway/util/ascii.h"
 
 #include <cctype>
 
@@ -6,13 +7,6 @@ namespace mailgate::rules {
 namespace {
 
 bool isSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-
-std::string trimmed(std::string_view text) {
-  std::size_t begin = 0, end = text.size();
-  while (begin < end && isSpace(text[begin])) ++begin;
-  while (end > begin && isSpace(text[end - 1])) --end;
-  return std::string(text.substr(begin, end - begin));
-}
 
 // Keeps local@domain of what looks like an address (the first '@' and what follows up to another).
 std::optional<std::string> validAddress(std::string_view text) {

@@ -5,6 +5,7 @@
 
 #include "rules/charset.h"
 #include "rules/header_address.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate::rules {
 namespace {
@@ -12,8 +13,7 @@ namespace {
 // SpamAssassin pseudo-headers computed from its Received-header parser and trust path, which
 // mailgate does not have.
 bool isRelayPseudoHeader(std::string_view name) {
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string lower = asciiLower(name);
   return lower.starts_with("x-spam-relays-") || name == "ALL-TRUSTED" || name == "ALL-UNTRUSTED" ||
          name == "ALL-INTERNAL" || name == "ALL-EXTERNAL";
 }

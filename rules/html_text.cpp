@@ -1,4 +1,5 @@
 #include "rules/html_text.h"
+#include "gateway/util/ascii.h"
 
 #include <algorithm>
 #include <array>
@@ -62,16 +63,9 @@ constexpr NamedEntity named_entities[] = {
     {"yacute", 0xFD}, {"yen", 0xA5}, {"yuml", 0xFF}, {"zeta", 0x3B6}, {"zwj", 0x200D}, {"zwnj", 0x200C},
 };
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 bool isAlpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
 bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 bool isHtmlSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string lowered(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = lower(c);
-  return out;
-}
 
 // Elements whose start and end tags put whitespace into the text (HTML.pm html_whitespace).
 enum class Break { None, Space, Line, Paragraph };
@@ -111,7 +105,7 @@ std::size_t readTag(std::string_view html, std::size_t at, Tag& tag) {
   }
   std::size_t name_start = i;
   while (i < html.size() && (isAlnum(html[i]) || html[i] == ':' || html[i] == '-' || html[i] == '_')) ++i;
-  tag.name = lowered(html.substr(name_start, i - name_start));
+  tag.name = asciiLower(html.substr(name_start, i - name_start));
   while (i < html.size() && html[i] != '>') {
     if (isHtmlSpace(html[i]) || html[i] == '/') {
       ++i;
@@ -119,7 +113,7 @@ std::size_t readTag(std::string_view html, std::size_t at, Tag& tag) {
     }
     std::size_t attr_start = i;
     while (i < html.size() && !isHtmlSpace(html[i]) && html[i] != '=' && html[i] != '>') ++i;
-    std::string name = lowered(html.substr(attr_start, i - attr_start));
+    std::string name = asciiLower(html.substr(attr_start, i - attr_start));
     while (i < html.size() && isHtmlSpace(html[i])) ++i;
     std::string value;
     if (i < html.size() && html[i] == '=') {
@@ -142,7 +136,7 @@ std::size_t readTag(std::string_view html, std::size_t at, Tag& tag) {
   return i < html.size() ? i + 1 : i;
 }
 
-std::string trimmed(std::string_view text) {
+std::string htmlTrimmed(std::string_view text) {
   std::size_t begin = 0, end = text.size();
   while (begin < end && isHtmlSpace(text[begin])) ++begin;
   while (end > begin && isHtmlSpace(text[end - 1])) --end;
@@ -186,7 +180,7 @@ class TextBuilder {
 // Where the raw text of <script>/<style> ends: at "</name", case-insensitive.
 std::size_t rawTextEnd(std::string_view html, std::size_t from, std::string_view name) {
   for (std::size_t at = html.find("</", from); at != std::string_view::npos; at = html.find("</", at + 2)) {
-    if (lowered(html.substr(at + 2, name.size())) == name) return at;
+    if (asciiLower(html.substr(at + 2, name.size())) == name) return at;
   }
   return html.size();
 }
@@ -228,7 +222,7 @@ std::string decodeHtmlEntities(std::string_view text) {
       unsigned long value = 0;
       std::size_t digits_start = j;
       while (j < text.size() && (hex ? std::isxdigit(static_cast<unsigned char>(text[j])) : std::isdigit(static_cast<unsigned char>(text[j])))) {
-        if (value <= 0x10ffff) value = value * (hex ? 16 : 10) + static_cast<unsigned long>(std::isdigit(static_cast<unsigned char>(text[j])) ? text[j] - '0' : lower(text[j]) - 'a' + 10);
+        if (value <= 0x10ffff) value = value * (hex ? 16 : 10) + static_cast<unsigned long>(std::isdigit(static_cast<unsigned char>(text[j])) ? text[j] - '0' : asciiLower(text[j]) - 'a' + 10);
         ++j;
       }
       if (j == digits_start) {  // "&#" with no digits: not a reference
@@ -295,24 +289,24 @@ HtmlText HtmlText::render(std::string_view html) {
     if (tag.end) continue;
     for (std::string_view wanted : uriAttributes(tag.name)) {
       for (const auto& [name, value] : tag.attributes)
-        if (name == wanted) result.uris.push_back(trimmed(value));
+        if (name == wanted) result.uris.push_back(htmlTrimmed(value));
     }
     if (tag.name == "meta") {
       // <meta http-equiv="refresh" content="0; url=http://...">
       std::string equiv, content;
       for (const auto& [name, value] : tag.attributes) {
-        if (name == "http-equiv") equiv = lowered(value);
+        if (name == "http-equiv") equiv = asciiLower(value);
         if (name == "content") content = value;
       }
-      std::string lower_content = lowered(content);
+      std::string lower_content = asciiLower(content);
       std::size_t url = lower_content.find("url");
       if (equiv.find("refresh") != std::string::npos && url != std::string::npos) {
         std::size_t at = url + 3;
         while (at < content.size() && isHtmlSpace(content[at])) ++at;
         if (at < content.size() && content[at] == '=') {
-          std::string target = trimmed(std::string_view(content).substr(at + 1));
+          std::string target = htmlTrimmed(std::string_view(content).substr(at + 1));
           target = target.substr(0, target.find(';'));
-          result.uris.push_back(trimmed(target));
+          result.uris.push_back(htmlTrimmed(target));
         }
       }
     }

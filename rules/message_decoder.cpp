@@ -8,6 +8,7 @@
 #include "gateway/util/gmime_c.h"
 #include "rules/html_text.h"
 #include "rules/uri_extractor.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate::rules {
 namespace {
@@ -24,11 +25,6 @@ struct Walk {
   std::size_t parts = 0;
   bool truncated = false;
 };
-
-std::string lowered(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
 
 std::vector<MessageHeader> headersOf(GMimeObject* object) {
   std::vector<MessageHeader> headers;
@@ -90,7 +86,7 @@ void walk(GMimeObject* object, GMimeMessage* message, int depth, Walk& state) {
   GMimeContentType* content_type = g_mime_object_get_content_type(object);
   if (content_type != nullptr) {
     char* mime_type = g_mime_content_type_get_mime_type(content_type);
-    leaf.type = lowered(mime_type != nullptr ? mime_type : "text/plain");
+    leaf.type = asciiLower(mime_type != nullptr ? mime_type : "text/plain");
     g_free(mime_type);
     const char* charset = g_mime_content_type_get_parameter(content_type, "charset");
     if (charset != nullptr) leaf.charset = charset;
@@ -247,7 +243,7 @@ void MessageDecoder::decode(MessageView& view) {
   // Body rules see the Subject first (SpamAssassin prepends it), or an empty line without one.
   std::string subject = "\n";
   for (const MessageHeader& header : view.headers_) {
-    if (header.name.size() == 7 && lowered(header.name) == "subject") subject = header.decoded + "\n";
+    if (equalsIgnoreCase(header.name, "subject")) subject = header.decoded + "\n";
   }
   appendShortLines(subject + collapseWhitespace(text), view.body_);
 

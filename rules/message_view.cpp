@@ -4,16 +4,10 @@
 
 #include "rules/charset.h"
 #include "rules/message_decoder.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate::rules {
 namespace {
-
-bool sameName(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 // RFC 5322 §2.2: a field name is printable US-ASCII but ':' (SpamAssassin allows blanks before the colon).
 std::size_t fieldNameEnd(std::string_view line) {
@@ -88,7 +82,7 @@ std::vector<std::string> MessageView::header(std::string_view name, bool raw) co
   // get_header(name, 1), which the pseudo-headers use for their raw form.
   auto collect = [&](std::string_view field, bool unfold) {
     for (const MessageHeader& header : headers_) {
-      if (!sameName(header.name, field)) continue;
+      if (!equalsIgnoreCase(header.name, field)) continue;
       if (!raw) values.push_back(header.decoded + "\n");
       else values.push_back(unfold ? unfolded(header.raw) : header.raw);
     }
@@ -101,10 +95,10 @@ std::vector<std::string> MessageView::header(std::string_view name, bool raw) co
       if (total > max_header_length) break;
       values.push_back(std::move(line));
     }
-  } else if (sameName(name, "ToCc")) {
+  } else if (equalsIgnoreCase(name, "ToCc")) {
     collect("To", true);
     collect("Cc", true);
-  } else if (sameName(name, "EnvelopeFrom")) {
+  } else if (equalsIgnoreCase(name, "EnvelopeFrom")) {
     if (!envelope_.mail_from.empty()) values.push_back(envelope_.mail_from);
   } else if (name == "MESSAGEID") {
     for (std::string_view field : {"X-Message-Id", "Resent-Message-Id", "X-Original-Message-ID", "Message-Id"}) {

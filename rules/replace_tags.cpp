@@ -1,18 +1,11 @@
 #include "rules/replace_tags.h"
+#include "gateway/util/ascii.h"
 
 #include <cctype>
 #include <vector>
 
 namespace mailgate::rules {
 namespace {
-
-std::pair<std::string_view, std::string_view> splitFirstWord(std::string_view value) {
-  std::size_t end = 0;
-  while (end < value.size() && !std::isspace(static_cast<unsigned char>(value[end]))) ++end;
-  std::size_t rest = end;
-  while (rest < value.size() && std::isspace(static_cast<unsigned char>(value[rest]))) ++rest;
-  return {value.substr(0, end), value.substr(rest)};
-}
 
 // Perl's `$text =~ s/\Q$start\E$word (.+?)\Q$end\E//`: removes the first such tag, returns its name.
 std::string takeTag(std::string& text, const std::string& start, const std::string& end, std::string_view word) {

@@ -10,19 +10,13 @@
 #include <sstream>
 
 #include "rules/meta_expression.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate::rules {
 namespace {
 
 constexpr double emulated_version = 4.000000;       // SpamAssassin 4.0's rule syntax
 constexpr double emulated_perl_version = 5.036000;  // Debian 12's perl, as `if` lines expect it
-
-std::string trimmed(std::string_view text) {
-  std::size_t begin = 0, end = text.size();
-  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
-  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
-  return std::string(text.substr(begin, end - begin));
-}
 
 // Parser.pm: s/(?<!\\)#.*$//; s/\\#/#/g — '#' starts a comment unless escaped.
 std::string withoutComment(std::string_view line) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "rules/replace_tags.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate::rules {
 namespace {
@@ -24,11 +25,8 @@ bool isRuleName(std::string_view name) {
 }
 
 std::pair<std::string, std::string> splitName(std::string_view value) {
-  std::size_t end = 0;
-  while (end < value.size() && !std::isspace(static_cast<unsigned char>(value[end]))) ++end;
-  std::size_t rest = end;
-  while (rest < value.size() && std::isspace(static_cast<unsigned char>(value[rest]))) ++rest;
-  return {std::string(value.substr(0, end)), std::string(value.substr(rest))};
+  auto [name, rest] = splitFirstWord(value);
+  return {std::string(name), std::string(rest)};
 }
 
 std::vector<std::string> words(std::string_view text) {

@@ -1,4 +1,5 @@
 #include "rules/uri_extractor.h"
+#include "gateway/util/ascii.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,12 +9,11 @@ namespace mailgate::rules {
 namespace {
 
 bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) return false;
   for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(text[i]) != prefix[i]) return false;
+    if (asciiLower(text[i]) != prefix[i]) return false;
   return true;
 }
 
@@ -45,7 +45,7 @@ bool isDomainChar(char c) { return isAlnum(c) || c == '.' || c == '-'; }
 
 int hexValue(char c) {
   if (std::isdigit(static_cast<unsigned char>(c))) return c - '0';
-  c = lower(c);
+  c = asciiLower(c);
   return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -182,8 +182,7 @@ std::vector<std::string> UriExtractor::variants(std::string_view original) {
     if (!isAlnum(c) && c != '-' && c != '_') break;
   }
   if (!has_scheme) canonical = (startsWithNoCase(canonical, "ftp.") ? "ftp://" : "http://") + canonical;
-  std::string lower_canonical = canonical;
-  for (char& c : lower_canonical) c = lower(c);
+  std::string lower_canonical = asciiLower(canonical);
   if (lower_canonical.starts_with("http://") || lower_canonical.starts_with("https://")) {
     std::size_t host_start = canonical.find("//") + 2;
     std::size_t host_end = canonical.find_first_of("/?#", host_start);
@@ -203,8 +202,7 @@ std::vector<std::string> UriExtractor::variants(std::string_view original) {
     while (!bare.empty() && !isAlnum(bare.back())) bare.pop_back();
     if (bare.size() != host.substr(0, port).size()) addOnce(result, scheme + bare + (port == std::string::npos ? "" : host.substr(port)) + rest);
     // A URI inside another's path or query is where a redirector sends the reader.
-    std::string lower_rest = rest;
-    for (char& c : lower_rest) c = lower(c);
+    std::string lower_rest = asciiLower(rest);
     std::size_t embedded = lower_rest.find("http");
     while (embedded != std::string::npos) {
       std::string_view tail = std::string_view(rest).substr(embedded);

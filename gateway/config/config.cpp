@@ -11,6 +11,7 @@
 
 #include "gateway/config/settings_impl.h"
 #include "gateway/util/c_free.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate {
 namespace {
@@ -174,7 +175,7 @@ void ConfigLoader::readServer(Settings& table) {
     // Lower case once here, so that matching a recipient's domain is a plain comparison.
     for (size_t i = 0; i < domains->size(); ++i) {
       if (!isDomainName((*domains)[i])) table.failEntry("domains", i, notADomain((*domains)[i]));
-      (*domains)[i] = config_detail::asciiLower((*domains)[i]);
+      (*domains)[i] = asciiLower((*domains)[i]);
     }
     server.domains = std::move(*domains);
   }
@@ -319,7 +320,7 @@ std::expected<Config, std::vector<ConfigError>> loadConfig(const std::string& pa
 }
 
 bool ServerConfig::servesDomain(std::string_view domain) const {
-  std::string lower = config_detail::asciiLower(domain);
+  std::string lower = asciiLower(domain);
   return std::find(domains.begin(), domains.end(), lower) != domains.end();
 }
 

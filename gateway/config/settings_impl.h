@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/util/ascii.h"
+
 namespace mailgate::config_detail {
 
 // RFC 1035 §2.3.1 with RFC 1123 §2.1 (labels may start with a digit): letters, digits and
@@ -15,7 +17,6 @@ bool isIpLiteral(std::string_view host);
 // "10.0.0.0/8" (prefix 0..32) or "2001:db8::/32" (prefix 0..128).
 bool isCidr(std::string_view text);
 
-std::string asciiLower(std::string_view text);
 // "\"text\"", so that a value with spaces or an empty value is visible in a message.
 std::string quoted(std::string_view text);
 

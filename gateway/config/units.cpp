@@ -13,6 +13,7 @@
 
 #include "gateway/config/config.h"
 #include "gateway/config/settings_impl.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate {
 namespace config_detail {
@@ -66,12 +67,6 @@ bool isCidr(std::string_view text) {
   return false;
 }
 
-std::string asciiLower(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return lower;
-}
 
 std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
@@ -79,7 +74,6 @@ std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\
 
 namespace {
 
-using config_detail::asciiLower;
 using config_detail::isDigit;
 using config_detail::quoted;
 

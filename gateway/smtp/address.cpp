@@ -1,4 +1,5 @@
 #include "gateway/smtp/address.h"
+#include "gateway/util/ascii.h"
 
 #include <arpa/inet.h>
 
@@ -24,10 +25,6 @@ bool isLetDig(char c) { return isAlpha(c) || isDigit(c); }
 // RFC 5322 §3.2.3 atext.
 bool isAtext(char c) {
   return isLetDig(c) || std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
-}
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && asciiLower(a) == asciiLower(b);
 }
 
 bool startsWithIgnoreCase(std::string_view text, std::string_view prefix) {
@@ -274,11 +271,5 @@ bool isValidAddressLiteral(std::string_view literal) {
   return inet_pton(family, std::string(inner).c_str(), address) == 1;
 }
 
-std::string asciiLower(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return lower;
-}
 
 }  // namespace mailgate

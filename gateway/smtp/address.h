@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "gateway/smtp/reply.h"
+#include "gateway/util/ascii.h"
 
 namespace mailgate {
 
@@ -54,7 +55,5 @@ std::expected<RcptCommand, Reply> parseRcptCommand(std::string_view argument);
 bool isValidDomain(std::string_view domain);
 bool isValidAddressLiteral(std::string_view literal);  // "[192.0.2.1]", "[IPv6:...]"
 
-// Lower-cased ASCII copy, for domain comparisons.
-std::string asciiLower(std::string_view text);
 
 }  // namespace mailgate
