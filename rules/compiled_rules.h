@@ -14,7 +14,6 @@
 namespace mailgate::rules {
 
 enum class RuleKind { Header, MimeHeader, Body, Rawbody, Uri, Full, Meta };
-const char* ruleKindName(RuleKind kind);
 
 // tflags multiple without maxhits: SpamAssassin counts every match; a hostile message with a
 // million matches should not cost a million steps or an absurd score.

@@ -38,7 +38,6 @@ std::string decodedName(std::string_view phrase) {
 std::expected<HeaderQuery, std::string> HeaderQuery::parse(std::string_view spec, bool& unsupported) {
   unsupported = false;
   HeaderQuery query;
-  query.spec_ = std::string(spec);
   std::size_t colon = spec.find(':');
   query.name_ = std::string(spec.substr(0, colon));
   if (query.name_.empty()) return std::unexpected(std::string("missing header name"));

@@ -20,10 +20,8 @@ class HeaderQuery {
   static std::expected<HeaderQuery, std::string> parse(std::string_view spec, bool& unsupported);
 
   std::optional<std::string> value(const MessageView& message) const;
-  const std::string& spec() const { return spec_; }  // as written: rules asking the same share one value
 
  private:
-  std::string spec_;
   std::string name_;
   bool raw_ = false, addr_ = false, display_name_ = false, first_ = false, last_ = false;
 };

@@ -198,12 +198,11 @@ std::expected<Regex, std::string> Regex::compile(std::string_view pattern, std::
     }
   }
   Regex regex;
-  regex.flags_ = std::string(flags);
-  regex.pattern_ = perlToPcre2(pattern, regex.never_matches_);
+  const std::string compiled = perlToPcre2(pattern, regex.never_matches_);
   // (?!) or (*FAIL) with no alternative anywhere: nothing can ever match.
-  if (regex.pattern_.find('|') != std::string::npos) regex.never_matches_ = false;
-  else if (regex.pattern_.find("(?!)") != std::string::npos || regex.pattern_.find("(*FAIL)") != std::string::npos ||
-           regex.pattern_.find("(*F)") != std::string::npos)
+  if (compiled.find('|') != std::string::npos) regex.never_matches_ = false;
+  else if (compiled.find("(?!)") != std::string::npos || compiled.find("(*FAIL)") != std::string::npos ||
+           compiled.find("(*F)") != std::string::npos)
     regex.never_matches_ = true;
 
   Pcre2CompileContext context(pcre2_compile_context_create(nullptr));
@@ -212,8 +211,9 @@ std::expected<Regex, std::string> Regex::compile(std::string_view pattern, std::
   pcre2_set_compile_extra_options(context.get(), PCRE2_EXTRA_ALLOW_LOOKAROUND_BSK);
   int error = 0;
   PCRE2_SIZE offset = 0;
-  regex.code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(regex.pattern_.data()), regex.pattern_.size(), options,
-                                  &error, &offset, context.get()));
+  regex.code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(), options, &error,
+                                  &offset, context.get()));
+  if (!regex.code_ && error == PCRE2_ERROR_PATTERN_TOO_LARGE) return std::unexpected(std::string(too_large));
   if (!regex.code_) return std::unexpected(pcre2Message(error) + " at offset " + std::to_string(offset));
   // Without JIT (an architecture PCRE2 has none for) the interpreter runs the same pattern.
   pcre2_jit_compile(regex.code_.get(), PCRE2_JIT_COMPLETE);

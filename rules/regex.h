@@ -52,15 +52,14 @@ class Regex {
   // `text` as a rule writes it, delimiters and flags included.
   static std::expected<Regex, std::string> parse(std::string_view text);
   // A pattern without delimiters, with flags from "imsxn" (and Perl's no-op charset flags).
+  // A pattern PCRE2 compiles past its size limit fails with exactly `too_large`.
   static std::expected<Regex, std::string> compile(std::string_view pattern, std::string_view flags);
+  static constexpr std::string_view too_large = "regular expression is too large for PCRE2";
 
   bool matches(std::string_view subject, RegexScratch& scratch) const;
   // Matches counted as Perl's `while (/re/g)` counts them, stopping at `max`.
   unsigned count(std::string_view subject, unsigned max, RegexScratch& scratch) const;
 
-  // The pattern as compiled (after perlToPcre2) and its flags, for messages.
-  const std::string& pattern() const { return pattern_; }
-  const std::string& flags() const { return flags_; }
   // True when the pattern can be seen, cheaply, to never match anything.
   bool neverMatches() const { return never_matches_; }
 
@@ -68,8 +67,6 @@ class Regex {
   Regex() = default;
 
   Pcre2Code code_;
-  std::string pattern_;
-  std::string flags_;
   bool never_matches_ = false;
 };
 

@@ -86,6 +86,9 @@ std::expected<void, std::string> ReplaceTags::set(std::string_view keyword, std:
   return {};
 }
 
+// ReplaceTags.pm's bound on tags that expand to further tags.
+constexpr int max_passes = 6;
+
 std::string ReplaceTags::expand(std::string_view pattern, std::string_view flags) const {
   // ReplaceTags.pm works on qr_to_string() of the compiled rule: "(?i)pattern".
   std::string re = flags.empty() ? std::string(pattern) : "(?" + std::string(flags) + ")" + std::string(pattern);
@@ -134,7 +137,7 @@ std::string ReplaceTags::expand(std::string_view pattern, std::string_view flags
     re.clear();
     for (const std::string& piece : pieces) re += piece;
     ++passes;
-  } while (again && passes <= 5);
+  } while (again && passes < max_passes);
   return re == original ? std::string(pattern) : re;
 }
 

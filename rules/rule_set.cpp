@@ -53,19 +53,6 @@ double mimeHeaderHits(const Rule& rule, const MessageView& message, RegexScratch
 
 }  // namespace
 
-const char* ruleKindName(RuleKind kind) {
-  switch (kind) {
-    case RuleKind::Header: return "header";
-    case RuleKind::MimeHeader: return "mimeheader";
-    case RuleKind::Body: return "body";
-    case RuleKind::Rawbody: return "rawbody";
-    case RuleKind::Uri: return "uri";
-    case RuleKind::Full: return "full";
-    case RuleKind::Meta: return "meta";
-  }
-  return "?";
-}
-
 std::string Problem::str() const { return file + ":" + std::to_string(line) + ": " + text; }
 
 RuleSet::RuleSet(std::unique_ptr<const CompiledRules> compiled) : compiled_(std::move(compiled)) {}
@@ -75,9 +62,7 @@ size_t RuleSet::size() const { return compiled_->rules.size(); }
 
 LintReport RuleSet::lint(const std::vector<std::string>& paths) {
   LintReport report;
-  RuleFileReader reader(report);
-  std::vector<Statement> statements = reader.read(paths);
-  RuleSetBuilder(report).build(statements);
+  (void)load(paths, &report);  // the report is whole whether or not the set loads
   return report;
 }
 

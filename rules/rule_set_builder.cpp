@@ -273,7 +273,7 @@ class Builder {
       }
     }
     auto regex = Regex::compile(pattern, flags);
-    if (!regex && regex.error().starts_with("regular expression is too large")) {
+    if (!regex && regex.error() == Regex::too_large) {
       // Perl takes it; PCRE2 (as Debian builds it, LINK_SIZE 2) caps a compiled pattern at 64K
       // code units, which some ReplaceTags expansions in SpamAssassin's 72_active.cf exceed. A
       // limit of mailgate, not a mistake in the rule: skipped, so that the set still loads.
@@ -439,7 +439,6 @@ class Builder {
         report_.errors.push_back({rule.file, rule.line, "meta " + rule.name + ": circular dependency between metas"});
       }
     }
-    meta_order_ = order;
     for (std::size_t i = 0; i < compiled.rules.size(); ++i) {
       const Rule& rule = compiled.rules[i];
       if (!rule.enabled || rule.meta) continue;
@@ -477,9 +476,8 @@ class Builder {
         never(rule, "its regex can never match");
       }
     }
-    for (std::size_t i : meta_order_) {
+    for (std::size_t i : compiled.meta) {  // enabled metas, each after the metas it uses
       Rule& rule = compiled.rules[i];
-      if (!rule.enabled) continue;
       auto value = rule.meta->constantValue(known);
       if (value && *value == 0) {
         known[i] = 0.0;
@@ -501,7 +499,6 @@ class Builder {
   std::map<std::string, Setting> scores_, descriptions_, tflags_;
   ReplaceTags replace_tags_;
   std::map<std::string, std::size_t> slot_;
-  std::vector<std::size_t> meta_order_;
 };
 
 }  // namespace
