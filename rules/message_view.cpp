@@ -79,6 +79,19 @@ MessageView MessageView::parse(std::string_view raw_message, Envelope envelope) 
 std::vector<std::string> MessageView::header(std::string_view name, bool raw) const {
   std::vector<std::string> values;
   // Conventional fields: get_header() (decoded, "\n" added) or raw_header(); `unfold` gives
+MessageHeader MessageView::field(std::string name, std::string raw) {
+  if (raw.size() > max_header_value_length) raw.resize(max_header_value_length);
+  std::string decoded = decodeHeaderValue(name, raw);
+  return {std::move(name), std::move(raw), std::move(decoded)};
+}
+
+const MessageHeader* lastField(const std::vector<MessageHeader>& fields, std::string_view name) {
+  const MessageHeader* last = nullptr;
+  for (const MessageHeader& field : fields)
+    if (equalsIgnoreCase(field.name, name)) last = &field;
+  return last;
+}
+
   // get_header(name, 1), which the pseudo-headers use for their raw form.
   auto collect = [&](std::string_view field, bool unfold) {
     for (const MessageHeader& header : headers_) {

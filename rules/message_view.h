@@ -27,6 +27,9 @@ struct MessageHeader {
   std::string decoded;  // unfolded, trimmed, RFC 2047 words decoded, UTF-8, no final newline
 };
 
+// The last field named `name` (any case) of a header block, or null.
+const MessageHeader* lastField(const std::vector<MessageHeader>& fields, std::string_view name);
+
 class MessageView {
  public:
   // Bounds (a hostile message costs at most these). SpamAssassin's own values where it has them.
@@ -39,6 +42,8 @@ class MessageView {
   static constexpr std::size_t max_header_length = 65'536;        // SA MAX_HEADER_LENGTH: the ALL pseudo-header
 
   static MessageView parse(std::string_view raw_message, Envelope envelope = {});
+  // A header field as rules see it: `raw` cut to max_header_value_length, and decoded.
+  static MessageHeader field(std::string name, std::string raw);
 
   const Envelope& envelope() const { return envelope_; }
   const std::vector<MessageHeader>& headers() const { return headers_; }

@@ -17,6 +17,12 @@ unsigned hitsOn(const Rule& rule, std::string_view subject, unsigned room, Regex
   return rule.regex->matches(subject, scratch) ? 1 : 0;
 }
 
+// What a header or mimeheader rule tests: the value, or for an absent field its
+// [if-unset: ...] text, or "" (Perl's undef).
+std::string_view subjectOf(const std::optional<std::string>& value, const Rule& rule) {
+  return value ? std::string_view(*value) : rule.if_unset ? std::string_view(*rule.if_unset) : std::string_view();
+}
+
 // Body, rawbody and uri rules test each piece; a rule stops at its first hit (or at maxhits).
 double hitsOnEach(const Rule& rule, const std::vector<std::string>& pieces, RegexScratch& scratch) {
   unsigned total = 0;
@@ -33,20 +39,14 @@ double hitsOnEach(const Rule& rule, const std::vector<std::string>& pieces, Rege
 double mimeHeaderHits(const Rule& rule, const MessageView& message, RegexScratch& scratch) {
   for (const auto& part : message.mimeParts()) {
     std::optional<std::string> value;
-    for (const MessageHeader& header : part) {
-      if (header.name.size() != rule.mime_header.size() ||
-          !std::equal(header.name.begin(), header.name.end(), rule.mime_header.begin(),
-                      [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); }))
-        continue;
-      value = rule.mime_raw ? header.raw : header.decoded + "\n";
-    }
-    std::string_view subject = value ? std::string_view(*value) : std::string_view(rule.if_unset ? *rule.if_unset : std::string());
+    if (const MessageHeader* field = lastField(part, rule.mime_header))
+      value = rule.mime_raw ? field->raw : field->decoded + "\n";
+    std::string_view subject = subjectOf(value, rule);
     if (rule.negated) {
       if (rule.regex->matches(subject, scratch)) return 0;
       continue;
     }
-    unsigned hits = rule.multiple ? rule.regex->count(subject, rule.max_hits, scratch) : (rule.regex->matches(subject, scratch) ? 1 : 0);
-    if (hits > 0) return hits;
+    if (unsigned hits = hitsOn(rule, subject, rule.max_hits, scratch)) return hits;
   }
   return rule.negated ? 1 : 0;
 }
@@ -94,9 +94,7 @@ ScanResult RuleSet::scan(const MessageView& message) const {
       values[index] = value ? 1 : 0;
       continue;
     }
-    // An absent header is tested as its [if-unset: ...] text, or as "" (Perl's undef).
-    std::string_view subject = value ? std::string_view(*value) : rule.if_unset ? std::string_view(*rule.if_unset) : std::string_view();
-    values[index] = hitsOn(rule, subject, rule.max_hits, scratch);
+    values[index] = hitsOn(rule, subjectOf(value, rule), rule.max_hits, scratch);
   }
   for (std::size_t index : rules.mime_header) values[index] = mimeHeaderHits(rules.rules[index], message, scratch);
   for (std::size_t index : rules.body) values[index] = hitsOnEach(rules.rules[index], message.body(), scratch);

@@ -225,6 +225,19 @@ BOOST_AUTO_TEST_CASE(mimeheader_tests_each_part_header) {
   BOOST_TEST(scanNames(*set, message) == "MIME_EXE,MIME_EXE_RAW,MIME_NOT_PDF,MIME_TOP_CT,MIME_TOP_SUBJECT");
 }
 
+BOOST_AUTO_TEST_CASE(mimeheader_if_unset_tests_a_part_without_the_field) {
+  // The top part has no Content-Disposition: its if-unset text is what the regex sees.
+  const std::string message =
+      "Subject: plain\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "hello\n";
+  auto set = loadRules(
+      "mimeheader NO_DISPOSITION Content-Disposition =~ /^NONE_GIVEN$/ [if-unset: NONE_GIVEN]\n"
+      "mimeheader DISPOSITION_SET Content-Disposition =~ /attachment/ [if-unset: NONE_GIVEN]\n");
+  BOOST_TEST(scanNames(*set, message) == "NO_DISPOSITION");
+}
+
 BOOST_AUTO_TEST_CASE(each_hit_reports_its_score_and_description) {
   auto set = loadRules(
       "header SUBJ Subject =~ /Köln/\n"
