@@ -35,11 +35,9 @@ std::vector<MessageHeader> headersOf(GMimeObject* object) {
     GMimeHeader* header = g_mime_header_list_get_header_at(list, i);
     const char* name = g_mime_header_get_name(header);
     const char* raw = g_mime_header_get_raw_value(header);
-    MessageHeader field{name != nullptr ? name : "", raw != nullptr ? raw : "", {}};
-    std::erase(field.raw, '\r');
-    if (field.raw.size() > MessageView::max_header_value_length) field.raw.resize(MessageView::max_header_value_length);
-    field.decoded = decodeHeaderValue(field.name, field.raw);
-    headers.push_back(std::move(field));
+    std::string value = raw != nullptr ? raw : "";
+    std::erase(value, '\r');
+    headers.push_back(MessageView::field(name != nullptr ? name : "", std::move(value)));
   }
   return headers;
 }
@@ -63,11 +61,15 @@ void walk(GMimeObject* object, GMimeMessage* message, int depth, Walk& state) {
     return;
   }
   ++state.parts;
-  std::vector<MessageHeader> headers = headersOf(object);
-  if (message != nullptr) {
-    std::vector<MessageHeader> all = headersOf(GMIME_OBJECT(message));
-    all.insert(all.end(), std::make_move_iterator(headers.begin()), std::make_move_iterator(headers.end()));
-    headers = std::move(all);
+  std::vector<MessageHeader> headers;
+  // The top node's fields are set by decode(): the view's own, in the order written.
+  if (depth > 0) {
+    headers = headersOf(object);
+    if (message != nullptr) {
+      std::vector<MessageHeader> all = headersOf(GMIME_OBJECT(message));
+      all.insert(all.end(), std::make_move_iterator(headers.begin()), std::make_move_iterator(headers.end()));
+      headers = std::move(all);
+    }
   }
   state.mime_parts.push_back(std::move(headers));
   if (GMIME_IS_MULTIPART(object)) {
@@ -100,16 +102,15 @@ void walk(GMimeObject* object, GMimeMessage* message, int depth, Walk& state) {
 
 // SpamAssassin's truncation of a part to its scan size: at a line end (or the next of
 // `preferred`) within 1 KiB after the limit, else at the limit.
-void truncatePart(std::string& text, std::size_t limit, std::string_view preferred) {
-  if (text.size() <= limit) return;
+// The length `text` is scanned to: all of it, or `limit` moved to just after the next of the
+// `preferred` characters when one comes within 1 KiB.
+std::size_t partScanLength(std::string_view text, std::size_t limit, std::string_view preferred) {
+  if (text.size() <= limit) return text.size();
   for (char at : preferred) {
     std::size_t index = text.find(at, limit);
-    if (index != std::string::npos && index - limit <= 1024) {
-      text.resize(index + 1);
-      return;
-    }
+    if (index != std::string_view::npos && index - limit <= 1024) return index + 1;
   }
-  text.resize(limit);
+  return limit;
 }
 
 // Length of the whitespace character (Perl's \s on Unicode text) at text[at], 0 when none.
@@ -223,7 +224,7 @@ void MessageDecoder::decode(MessageView& view) {
   view.mime_parts_ = std::move(state.mime_parts);
   view.truncated_ = state.truncated;
 
-  std::vector<std::string> found_uris;
+  UriList found_uris;
   std::string text;
   for (const Leaf& leaf : state.leaves) {
     if (!text.empty()) text += '\n';
@@ -233,12 +234,11 @@ void MessageDecoder::decode(MessageView& view) {
     } else if (leaf.type == "text/html") {
       HtmlText html = HtmlText::render(toUtf8(leaf.content, leaf.charset));
       rendered = std::move(html.text);
-      for (auto& uri : html.uris) found_uris.push_back(std::move(uri));
+      for (const std::string& uri : html.uris) found_uris.add(uri);
     } else {
       continue;
     }
-    truncatePart(rendered, MessageView::body_part_scan_size, "\n ");
-    text += rendered;
+    text.append(rendered, 0, partScanLength(rendered, MessageView::body_part_scan_size, "\n "));
   }
   // Body rules see the Subject first (SpamAssassin prepends it), or an empty line without one.
   std::string subject = "\n";
@@ -249,18 +249,14 @@ void MessageDecoder::decode(MessageView& view) {
 
   for (const Leaf& leaf : state.leaves) {
     if (!(leaf.type.starts_with("text/") || leaf.type.starts_with("message/")) || leaf.type == "text/calendar") continue;
-    std::string raw = leaf.content;
-    truncatePart(raw, MessageView::rawbody_part_scan_size, "\n> ");
-    appendShortParagraphs(raw, view.rawbody_);
+    std::string_view raw = leaf.content;
+    appendShortParagraphs(raw.substr(0, partScanLength(raw, MessageView::rawbody_part_scan_size, "\n> ")), view.rawbody_);
   }
 
   for (const std::string& line : view.body_) UriExtractor::fromText(line, found_uris);
-  if (found_uris.size() > UriExtractor::max_uris) {
-    found_uris.resize(UriExtractor::max_uris);
-    view.truncated_ = true;
-  }
+  if (found_uris.truncated()) view.truncated_ = true;
   std::unordered_set<std::string> seen;
-  for (const std::string& uri : found_uris) {
+  for (const std::string& uri : found_uris.uris()) {
     for (std::string& variant : UriExtractor::variants(uri)) {
       if (seen.insert(variant).second) view.uris_.push_back(std::move(variant));
     }

@@ -41,8 +41,7 @@ std::vector<MessageHeader> parseHeaderBlock(std::string_view full) {
   }
   for (MessageHeader& header : headers) {
     if (!header.raw.ends_with('\n')) header.raw += '\n';
-    if (header.raw.size() > MessageView::max_header_value_length) header.raw.resize(MessageView::max_header_value_length);
-    header.decoded = decodeHeaderValue(header.name, header.raw);
+    header = MessageView::field(std::move(header.name), std::move(header.raw));
   }
   return headers;
 }
@@ -66,19 +65,20 @@ std::string unfolded(std::string_view raw) {
 MessageView MessageView::parse(std::string_view raw_message, Envelope envelope) {
   MessageView view;
   view.envelope_ = std::move(envelope);
+  // CRLF becomes LF, as Message.pm reads a message; copied a line at a time (octet by octet,
+  // this loop was a fifth of the time parsing a 1 MiB message took).
   view.full_.reserve(raw_message.size());
-  for (std::size_t i = 0; i < raw_message.size(); ++i) {
-    if (raw_message[i] == '\r' && i + 1 < raw_message.size() && raw_message[i + 1] == '\n') continue;
-    view.full_ += raw_message[i];
+  for (std::size_t at = 0; at < raw_message.size();) {
+    std::size_t crlf = raw_message.find("\r\n", at);
+    if (crlf == std::string_view::npos) crlf = raw_message.size();
+    view.full_.append(raw_message, at, crlf - at);
+    at = crlf + 1;  // the LF after a CR, kept
   }
   view.headers_ = parseHeaderBlock(view.full_);
   MessageDecoder::decode(view);
   return view;
 }
 
-std::vector<std::string> MessageView::header(std::string_view name, bool raw) const {
-  std::vector<std::string> values;
-  // Conventional fields: get_header() (decoded, "\n" added) or raw_header(); `unfold` gives
 MessageHeader MessageView::field(std::string name, std::string raw) {
   if (raw.size() > max_header_value_length) raw.resize(max_header_value_length);
   std::string decoded = decodeHeaderValue(name, raw);
@@ -92,6 +92,9 @@ const MessageHeader* lastField(const std::vector<MessageHeader>& fields, std::st
   return last;
 }
 
+std::vector<std::string> MessageView::header(std::string_view name, bool raw) const {
+  std::vector<std::string> values;
+  // Conventional fields: get_header() (decoded, "\n" added) or raw_header(); `unfold` gives
   // get_header(name, 1), which the pseudo-headers use for their raw form.
   auto collect = [&](std::string_view field, bool unfold) {
     for (const MessageHeader& header : headers_) {

@@ -104,9 +104,20 @@ void addOnce(std::vector<std::string>& list, std::string value) {
 
 }  // namespace
 
-void UriExtractor::fromText(std::string_view text, std::vector<std::string>& out) {
+void UriList::add(std::string_view uri) {
+  uri = uri.substr(0, UriExtractor::max_uri_length);
+  if (truncated_ || seen_.contains(std::string(uri))) return;
+  if (uris_.size() >= UriExtractor::max_uris) {
+    truncated_ = true;
+    return;
+  }
+  seen_.emplace(uri);
+  uris_.emplace_back(uri);
+}
+
+void UriExtractor::fromText(std::string_view text, UriList& out) {
   std::vector<std::pair<std::size_t, std::size_t>> spans;
-  for (std::size_t i = 0; i < text.size() && out.size() < max_uris; ++i) {
+  for (std::size_t i = 0; i < text.size() && !out.truncated(); ++i) {
     // A URI starts at a word start, never inside a word or another URI.
     if (i > 0 && (isAlnum(text[i - 1]) || std::string_view("._-/@:%+=&").find(text[i - 1]) != std::string_view::npos)) continue;
     std::size_t prefix = uriStart(text.substr(i));
@@ -118,12 +129,12 @@ void UriExtractor::fromText(std::string_view text, std::vector<std::string>& out
     if (uri.find('(') == std::string_view::npos && uri.find(')') != std::string_view::npos) uri = uri.substr(0, uri.find(')'));
     while (uri.size() > prefix && std::string_view(".,?';-!:").find(uri.back()) != std::string_view::npos) uri.remove_suffix(1);
     if (uri.size() <= prefix) continue;
-    out.emplace_back(uri.substr(0, max_uri_length));
+    out.add(uri);
     spans.emplace_back(i, i + uri.size());
     i += uri.size() - 1;
   }
   // E-mail addresses in text are mailto: links to a reader.
-  for (std::size_t at = text.find('@'); at != std::string_view::npos && out.size() < max_uris; at = text.find('@', at + 1)) {
+  for (std::size_t at = text.find('@'); at != std::string_view::npos && !out.truncated(); at = text.find('@', at + 1)) {
     bool inside = std::any_of(spans.begin(), spans.end(), [at](const auto& span) { return at >= span.first && at < span.second; });
     if (inside) continue;
     std::size_t begin = at;
@@ -137,7 +148,7 @@ void UriExtractor::fromText(std::string_view text, std::vector<std::string>& out
     bool alpha_tld = std::all_of(domain.begin() + static_cast<std::ptrdiff_t>(dot) + 1, domain.end(),
                                  [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; });
     if (!alpha_tld) continue;
-    out.push_back("mailto:" + std::string(text.substr(begin, end - begin)));
+    out.add("mailto:" + std::string(text.substr(begin, end - begin)));
   }
 }
 

@@ -10,9 +10,24 @@
 
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace mailgate::rules {
+
+// The URIs of one message, each once, in the order found: at most UriExtractor::max_uris
+// distinct ones, so that a link repeated a thousand times cannot hide the one after it.
+class UriList {
+ public:
+  void add(std::string_view uri);
+  bool truncated() const { return truncated_; }  // a further distinct URI was left out
+  const std::vector<std::string>& uris() const { return uris_; }
+
+ private:
+  std::vector<std::string> uris_;
+  std::unordered_set<std::string> seen_;
+  bool truncated_ = false;
+};
 
 class UriExtractor {
  public:
@@ -21,8 +36,8 @@ class UriExtractor {
   // SpamAssassin's MAX_URI_LENGTH: longer ones are cut.
   static constexpr std::size_t max_uri_length = 8192;
 
-  // URIs written in `text` (rendered UTF-8), appended in order.
-  static void fromText(std::string_view text, std::vector<std::string>& out);
+  // URIs written in `text` (rendered UTF-8), added in order (until `out` is truncated).
+  static void fromText(std::string_view text, UriList& out);
   // `uri` and its canonical variants, each once, the original first.
   static std::vector<std::string> variants(std::string_view uri);
 };

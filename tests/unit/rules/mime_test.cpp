@@ -12,6 +12,7 @@
 
 #include "rule_test_support.h"
 #include "rules/message_view.h"
+#include "rules/uri_extractor.h"
 
 namespace mailgate::rules {
 namespace {
@@ -243,6 +244,25 @@ BOOST_AUTO_TEST_CASE(a_message_without_subject_or_body) {
   BOOST_REQUIRE(!view.body().empty());
   BOOST_TEST(view.body().front() == "\n");  // body rules see an empty line for the Subject
   BOOST_TEST(view.uris().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_repeated_link_does_not_use_up_the_uri_bound) {
+  // The bound counts distinct URIs: a thousand copies of one image do not hide the link after it.
+  std::string html = "Subject: pixels\nContent-Type: text/html\n\n<html><body>";
+  for (std::size_t i = 0; i < UriExtractor::max_uris + 10; ++i) html += "<img src=\"http://cdn.example.com/p.gif\">";
+  html += "<a href=\"http://login.example.net/verify\">verify</a></body></html>\n";
+  MessageView view = MessageView::parse(html);
+  BOOST_TEST(hasUri(view, "http://login.example.net/verify"), listed(view.uris()));
+  BOOST_TEST(!view.truncated());
+}
+
+BOOST_AUTO_TEST_CASE(more_distinct_links_than_the_bound_are_cut_and_said) {
+  std::string text = "Subject: links\n\n";
+  for (std::size_t i = 0; i <= UriExtractor::max_uris; ++i) text += "see http://l" + std::to_string(i) + ".example.org/\n";
+  MessageView view = MessageView::parse(text);
+  BOOST_TEST(hasUri(view, "http://l0.example.org/"));
+  BOOST_TEST(!hasUri(view, "http://l" + std::to_string(UriExtractor::max_uris) + ".example.org/"));
+  BOOST_TEST(view.truncated());
 }
 
 BOOST_AUTO_TEST_CASE(deep_nesting_is_bounded) {
