@@ -31,6 +31,8 @@ namespace {
 constexpr std::size_t max_cached_keys = 4096;
 // A DER public key longer than this (an RSA key of about 64k bits) is decoded but not kept.
 constexpr std::size_t max_cached_key_bytes = 8192;
+// A key record's p= value, decoded, longer than this is refused (no real key comes near it).
+constexpr std::size_t max_key_record_bytes = 1024 * 1024;
 
 using PublicKey = std::unique_ptr<EVP_PKEY, CFree<&EVP_PKEY_free>>;
 
@@ -52,7 +54,7 @@ bool readAll(BIO* bio, std::string& der) {
     int count = BIO_read(bio, buffer, sizeof buffer);
     if (count <= 0) return BIO_eof(bio) == 1 || count == 0;
     der.append(buffer, static_cast<std::size_t>(count));
-    if (der.size() > 1024 * 1024) return false;
+    if (der.size() > max_key_record_bytes) return false;
   }
 }
 
