@@ -31,7 +31,7 @@ fuzz_dir="$(mktemp -d)"
 trap 'rm -rf "$fuzz_dir"' EXIT
 mkdir "$fuzz_dir/corpus" "$fuzz_dir/findings"
 /usr/bin/python3 tests/fuzz/spf_seeds.py "$fuzz_dir/seeds" >/dev/null
-if ! build-fuzz/tests/fuzz/spf_fuzz -seed=1 -runs=200000 -max_total_time=300 -dict=tests/fuzz/spf.dict \
+if ! build-fuzz/tests/fuzz/spf_fuzz -seed=1 -runs=200000 -dict=tests/fuzz/spf.dict \
     -artifact_prefix="$fuzz_dir/findings/" "$fuzz_dir/corpus" "$fuzz_dir/seeds" >"$fuzz_dir/log" 2>&1; then
   tail -n 60 "$fuzz_dir/log"
   mkdir -p build-fuzz/findings && cp "$fuzz_dir"/findings/* build-fuzz/findings/ 2>/dev/null || true

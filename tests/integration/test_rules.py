@@ -95,10 +95,7 @@ def send(gw, content: bytes, *, sender: str = SENDER, rcpt: str = RCPT) -> Sent:
     """One transaction (EHLO, MAIL, RCPT, DATA); the reply to the end of data and the log record."""
     with Raw.session(gw.port) as raw:
         port = raw.local_port
-        raw.cmd(f"MAIL FROM:<{sender}>").check(250)
-        raw.cmd(f"RCPT TO:<{rcpt}>").check(250)
-        raw.cmd("DATA").check(354)
-        reply = raw.send_data(content, timeout=20.0)
+        reply = raw.transaction(sender, [rcpt], content, timeout=20.0)
         raw.cmd("QUIT").check(221)
     records = gw.wait_for_records(
         lambda r: r.get("type") == "transaction" and r.get("client", {}).get("port") == port)

@@ -243,8 +243,8 @@ paths = ["{rules_dir}"]
 def mailgate_hits(mailgate_bin: str, config: Path, message: Path) -> dict:
     run = subprocess.run([mailgate_bin, "check", "--json", "--config", str(config), str(message)],
                          capture_output=True, text=True, timeout=60)
-    # `mailgate check` may exit non-zero to say "reject"; its JSON is the answer either way.
-    assert run.stdout.strip(), f"mailgate check printed nothing (exit {run.returncode}): {run.stderr[-2000:]}"
+    # `mailgate check` exits 0 whatever the verdict (1: it could not check, 2: usage).
+    assert run.returncode == 0 and run.stdout.strip(), f"mailgate check exit {run.returncode}: {run.stderr[-2000:]}"
     result = json.loads(run.stdout)
     assert isinstance(result.get("score"), (int, float)), result
     return {hit["rule"]: hit for hit in result["hits"]}

@@ -4,8 +4,6 @@
 
 #include <boost/test/unit_test.hpp>
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -16,38 +14,12 @@
 
 #include "rules/message_view.h"
 #include "rules/rule_set.h"
+#include "tests/unit/temp_directory.h"
 
 namespace mailgate::rules::test {
 
 // A folder of rule files that is removed with the object.
-class RuleDir {
- public:
-  RuleDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mailgate-rules-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~RuleDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  RuleDir(const RuleDir&) = delete;
-  RuleDir& operator=(const RuleDir&) = delete;
-
-  // Writes `text` to `name` (folders created) and returns its full path.
-  std::string write(const std::string& name, const std::string& text) const {
-    std::filesystem::path file = path_ / name;
-    std::filesystem::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + file.string());
-    return file.string();
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using RuleDir = mailgate::test::TempDirectory;
 
 inline std::string joined(const std::vector<Problem>& problems) {
   std::string out;

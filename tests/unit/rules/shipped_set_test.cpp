@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "rule_test_support.h"
 #include "rules/message_view.h"
 #include "rules/rule_set.h"
 
@@ -22,6 +23,9 @@ namespace mailgate::rules {
 namespace {
 
 namespace fs = std::filesystem;
+using test::findHit;
+using test::hitNames;
+using test::joined;
 
 const fs::path kRulesDir = fs::path(MAILGATE_TEST_DATA "/../rules/sets");
 const fs::path kMessagesDir = fs::path(MAILGATE_TEST_DATA "/data/rules/sets");
@@ -71,24 +75,6 @@ Declared readDeclared() {
 }
 
 bool isSubRule(const std::string& name) { return name.starts_with("__"); }
-
-std::string joined(const std::vector<Problem>& problems) {
-  std::string out;
-  for (const auto& p : problems) out += "\n  " + p.str();
-  return out;
-}
-
-std::string hitNames(const ScanResult& result) {
-  std::string out;
-  for (const auto& hit : result.hits) out += (out.empty() ? "" : ",") + hit.name;
-  return out.empty() ? "(none)" : out;
-}
-
-const RuleHit* findHit(const ScanResult& result, const std::string& name) {
-  auto it = std::find_if(result.hits.begin(), result.hits.end(),
-                         [&](const RuleHit& hit) { return hit.name == name; });
-  return it == result.hits.end() ? nullptr : &*it;
-}
 
 std::shared_ptr<const RuleSet> loadShipped() {
   LintReport report;

@@ -153,6 +153,23 @@ BOOST_AUTO_TEST_CASE(the_strictest_failing_author_domain_decides) {
   BOOST_TEST(verdict.auth_results[1] == "dmarc=fail (p=reject dis=reject) header.from=bad.example");
 }
 
+BOOST_AUTO_TEST_CASE(a_policy_the_site_tempfails_is_a_451_4_7_26) {
+  DmarcEvaluation fail;
+  fail.result = "fail";
+  fail.author_domain = "bad.example";
+  fail.p = fail.policy = fail.disposition = "reject";
+  AuthorDomains authors;
+  authors.domains = {"bad.example"};
+  DmarcStage::Policy policy;
+  policy.on_policy_reject = PolicyAction::TempFail;
+  Verdict verdict = DmarcStage::decide(authors, {fail}, policy);
+  BOOST_TEST((verdict.kind == Verdict::Kind::TempFail));
+  BOOST_TEST(verdict.reply.code() == 451);
+  BOOST_TEST(verdict.reply.enhanced() == "4.7.26");
+  BOOST_TEST(verdict.reply.text().find("bad.example is deferred due to domain's DMARC policy") != std::string::npos,
+             verdict.reply.summary());
+}
+
 BOOST_AUTO_TEST_CASE(quarantine_is_tagged_and_a_missing_from_refused_by_default) {
   DmarcEvaluation fail;
   fail.result = "fail";

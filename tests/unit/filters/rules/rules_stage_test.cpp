@@ -1,6 +1,15 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 
+#include <filesystem>
+#include <variant>
+
 #include "filters/rules/rules_stage.h"
+#include "gateway/spool/spool.h"
+#include "rules/rule_set.h"
+#include "tests/unit/temp_directory.h"
 
 namespace mailgate {
 namespace {
@@ -26,6 +35,16 @@ bool removes(const Verdict& verdict, const std::string& name) {
 }
 
 int kind(const Verdict& verdict) { return static_cast<int>(verdict.kind); }
+
+// The descriptor of the spool's unlinked file in `directory` (the spool keeps it to itself).
+int spoolFileDescriptor(const std::string& directory) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    std::string target = std::filesystem::read_symlink(entry.path(), error).string();
+    if (!error && target.starts_with(directory + "/")) return std::stoi(entry.path().filename().string());
+  }
+  return -1;
+}
 
 }  // namespace
 
@@ -78,11 +97,14 @@ BOOST_AUTO_TEST_CASE(a_long_test_list_is_folded_after_a_comma) {
   for (int i = 0; i < 12; ++i) names.push_back("A_FAIRLY_LONG_RULE_NAME_" + std::to_string(i));
   std::string value = field(RulesStage::decide(scanOf(3, names), RulesStage::Policy{}, std::nullopt), "X-Spam-Status")->value;
   BOOST_TEST(value.find(",\r\n\t") != std::string::npos);
+  // Every line of the field within 78 columns: "X-Spam-Status: " comes before the first.
   std::size_t start = 0;
+  std::size_t lead = std::string("X-Spam-Status: ").size();
   while (start < value.size()) {
     std::size_t end = value.find("\r\n", start);
     std::size_t length = (end == std::string::npos ? value.size() : end) - start;
-    BOOST_TEST(length <= 78u + 30u);
+    BOOST_TEST(lead + length <= 78u, "line of " << lead + length << " columns");
+    lead = 0;
     start = end == std::string::npos ? value.size() : end + 2;
   }
   std::string unfolded;
@@ -98,6 +120,32 @@ BOOST_AUTO_TEST_CASE(scores_print_with_one_decimal) {
   BOOST_TEST(formatScore(-0.5) == "-0.5");
   BOOST_TEST(formatScore(-0.01) == "0.0");
   BOOST_TEST(formatScore(0) == "0.0");
+}
+
+BOOST_AUTO_TEST_CASE(a_spool_that_cannot_be_read_back_is_a_451_4_3_0) {
+  test::TempDirectory dir("mailgate-rules-stage-test");
+  auto rules = rules::RuleSet::load({dir.write("rules.cf", "body ANY /./\n")});
+  BOOST_REQUIRE(rules.has_value());
+  auto spool = std::make_shared<Spool>(dir.path() + "/spool", 16);
+  std::filesystem::create_directory(dir.path() + "/spool");
+  BOOST_REQUIRE(spool->append("Subject: s\r\n\r\n" + std::string(4096, 'x') + "\r\n").has_value());
+  BOOST_REQUIRE(spool->onDisk());
+  // Disk trouble: the file under the spool loses its content.
+  int fd = spoolFileDescriptor(dir.path() + "/spool");
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::ftruncate(fd, 0) == 0);
+
+  RulesStage stage(*rules, RulesStage::Policy{});
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  input.message = spool;
+  input.message_size = spool->size();
+  Step step = stage.check(input);
+  BOOST_REQUIRE(std::holds_alternative<Job>(step));
+  Verdict verdict = std::get<Job>(step)();
+  BOOST_TEST(verdict.reply.code() == 451);
+  BOOST_TEST(verdict.reply.enhanced() == "4.3.0");
+  BOOST_TEST(verdict.reason.find("reading the message") != std::string::npos, verdict.reason);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

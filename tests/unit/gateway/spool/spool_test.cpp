@@ -9,32 +9,14 @@
 #include <utility>
 
 #include "gateway/spool/spool.h"
+#include "tests/unit/temp_directory.h"
 
 namespace mailgate {
 
 namespace {
 
 // A fresh directory per test, so that "nothing is left in the spool directory" can be checked.
-class SpoolDirectory {
- public:
-  SpoolDirectory() {
-    std::string pattern = "/tmp/mailgate-spool-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~SpoolDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  SpoolDirectory(const SpoolDirectory&) = delete;
-  SpoolDirectory& operator=(const SpoolDirectory&) = delete;
-
-  const std::string& path() const { return path_; }
-  bool empty() const { return std::filesystem::is_empty(path_); }
-
- private:
-  std::string path_;
-};
+using SpoolDirectory = test::TempDirectory;
 
 // Varies with the position, so that a piece read back from the wrong offset does not match.
 char patternAt(uint64_t index) { return static_cast<char>((index % 251) ^ ((index >> 12) & 0xff)); }
