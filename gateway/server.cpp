@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "filters/builtin_stages.h"
 #include "gateway/net/shared_state.h"
 #include "gateway/net/worker.h"
 
@@ -21,6 +22,19 @@ namespace {
 // threads would let four slow DNS lookups stall every other session's checks. Each sender whose
 // DNS hangs holds one thread until dns.timeout; 128 such senders at once before others wait.
 constexpr const char* default_thread_pool_size = "128";
+
+// The pipeline built from the configuration, and the snapshot around it.
+std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config) {
+  auto pipeline = buildPipeline(config);
+  if (!pipeline) {
+    std::vector<std::string> errors;
+    for (const auto& error : pipeline.error()) errors.push_back(error.text());
+    return std::unexpected(std::move(errors));
+  }
+  auto runtime = Runtime::make(std::move(config), std::move(*pipeline));
+  if (!runtime) return std::unexpected(std::vector<std::string>{runtime.error()});
+  return *runtime;
+}
 
 struct Controller {
   SharedState* shared;

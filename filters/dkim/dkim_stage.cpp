@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "filters/author_domains.h"
+#include "filters/auth_facts.h"
 #include "filters/header_text.h"
 #include "gateway/pipeline/pipeline.h"
 
@@ -181,7 +182,7 @@ Step DkimStage::check(const StageInput& input) const {
   state->ended = true;
   if (state->stuck)
     return unfinished();
-  return Deferred{[state, policy = policy_, facts = input.scratch->auth()](Deferred::Resume resume) mutable {
+  return Deferred{[state, policy = policy_, facts = input.scratch->shared<AuthFacts>()](Deferred::Resume resume) mutable {
     state->resume = [state, policy, facts, resume = std::move(resume)](Verdict early) mutable {
       if (early.ends()) {  // the verification itself failed (stuck pool)
         resume(std::move(early));

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "gateway/dns/dns_lookup.h"
-#include "gateway/pipeline/auth_facts.h"
+#include "filters/auth_facts.h"
 
 namespace mailgate {
 

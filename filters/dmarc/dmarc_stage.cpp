@@ -2,7 +2,9 @@
 
 #include <random>
 
+#include "filters/auth_facts.h"
 #include "filters/header_text.h"
+#include "gateway/smtp/replies.h"
 
 namespace mailgate {
 namespace {
@@ -63,10 +65,10 @@ std::unique_ptr<Stage> DmarcStage::fromSettings(Settings& settings, StageContext
 
 Step DmarcStage::check(const StageInput& input) const {
   if (!input.message || !input.scratch) return Verdict::proceed("no message");
-  return Job([dns = dns_, policy = policy_, message = input.message, facts = input.scratch->auth(),
+  return Job([dns = dns_, policy = policy_, message = input.message, facts = input.scratch->shared<AuthFacts>(),
               client_ip = input.client_ip]() {
     auto header = message->readPrefix(max_header_scan_octets, true);
-    if (!header) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + header.error());
+    if (!header) return Verdict::tempFail(replies::cannotReadMessage(), "reading the message: " + header.error());
     AuthorDomains authors = authorDomains(*header);
     std::vector<DmarcEvaluation> evaluations;
     auto spf = facts->spf();

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "gateway/smtp/replies.h"
+
 namespace mailgate {
 namespace {
 
@@ -120,7 +122,7 @@ Step RulesStage::check(const StageInput& input) const {
   envelope.helo = input.helo;
   return Job([rules = rules_, policy = policy_, message = input.message, envelope = std::move(envelope)]() mutable {
     auto text = message->readPrefix(policy.max_scan_bytes);
-    if (!text) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + text.error());
+    if (!text) return Verdict::tempFail(replies::cannotReadMessage(), "reading the message: " + text.error());
     // A message cut at the bound is cut after its last whole line.
     if (message->size() > policy.max_scan_bytes && text->rfind('\n') != std::string::npos)
       text->resize(text->rfind('\n') + 1);

@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "filters/auth_facts.h"
 #include "filters/header_text.h"
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/pipeline/pipeline.h"
@@ -189,7 +190,7 @@ Step SpfStage::check(const StageInput& input) const {
           pending->set(checkSpf(*dns, pending->request));
           return Verdict::proceed();
         },
-        policy_.check_timeout + std::chrono::seconds(5), [pending, facts = input.scratch->auth()](std::optional<Verdict> finished) {
+        policy_.check_timeout + std::chrono::seconds(5), [pending, facts = input.scratch->shared<AuthFacts>()](std::optional<Verdict> finished) {
           if (!finished) {
             SpfOutcome late;
             late.result = SpfResult::TempError;

@@ -11,9 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "gateway/pipeline/stage_mode.h"
+#include "gateway/util/duration.h"
+
 namespace mailgate {
 
-using Duration = std::chrono::milliseconds;
 
 struct HostPort {
   std::string host;  // "127.0.0.1", "::1", "0.0.0.0", "::" or a name (downstream only)
@@ -73,7 +75,6 @@ class Settings {
   std::unique_ptr<Impl> impl_;
 };
 
-enum class StageMode { Enforce, Shadow };
 
 // One [[stage]] table as written: type and mode are read by the loader, the rest by the stage.
 struct StageSpec {

@@ -3,9 +3,7 @@
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/net/thread_pool.h"
 #include "gateway/net/worker.h"
-#include "gateway/relay/outgoing_message.h"
-#include "gateway/relay/trace_header.h"
-#include "gateway/smtp/relay_policy.h"
+#include "gateway/smtp/replies.h"
 
 namespace mailgate {
 namespace {
@@ -16,48 +14,57 @@ namespace ev = session_event;
 // leave unread, before the gateway stops reading from it: bounded memory per connection.
 constexpr std::size_t max_input_ahead_octets = 256 * 1024;
 constexpr std::size_t max_unread_output_octets = 1024 * 1024;
-// How long the last replies may take to leave once a connection is closing.
-constexpr std::chrono::seconds close_linger{10};
+// How long the last replies (221, 421) may take to leave once a connection is closing: a client
+// that pipelined much and reads slowly still gets them; one that never reads is cut off.
+constexpr Duration close_linger = std::chrono::seconds(10);
 
 template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
 
-const Reply& shuttingDown() {
-  static const Reply reply = Reply::of(421, "4.3.2", "Service shutting down, try again later");
-  return reply;
-}
-
 }  // namespace
 
-template <class Then>
-void ClientConnection::runPhase(Phase phase, Then then) {
-  const Pipeline& pipeline = *runtime_->pipeline;
-  if (!pipeline.hooks(phase)) {
-    then(PhaseResult{});
-    return;
-  }
-  std::weak_ptr<ClientConnection> weak = shared_from_this();
-  pipeline.run(stageInput(phase), worker_.jobs(), [weak, then = std::move(then)](PhaseResult result) mutable {
-    auto self = weak.lock();
-    if (!self || self->closing_) return;
-    then(std::move(result));
-  });
+ClientConnection::RoutedTarget::RoutedTarget(Worker& worker) : relay_(worker.downstreams()), maildir_(worker.loop()) {}
+
+void ClientConnection::RoutedTarget::recipient(const Runtime& runtime, const Envelope& envelope, const Path& recipient,
+                                               RecipientDone done) {
+  if (runtime.maildir) maildir_.recipient(runtime, envelope, recipient, std::move(done));
+  else relay_.recipient(runtime, envelope, recipient, std::move(done));
+}
+
+void ClientConnection::RoutedTarget::message(const Runtime& runtime, std::shared_ptr<const OutgoingMessage> message,
+                                             MessageDone done) {
+  if (runtime.maildir) maildir_.message(runtime, std::move(message), std::move(done));
+  else relay_.message(runtime, std::move(message), std::move(done));
+}
+
+void ClientConnection::RoutedTarget::reset() {
+  relay_.reset();
+  maildir_.reset();
+}
+
+void ClientConnection::RoutedTarget::release() {
+  relay_.release();
+  maildir_.release();
 }
 
 void ClientConnection::accept(Worker& worker, uv_stream_t* server) {
   std::shared_ptr<ClientConnection> connection(new ClientConnection(worker, worker.shared().runtime()));
   connection->self_ = connection;
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&connection->tcp_)) != 0) {
-    connection->closeConnection();
+    connection->closeConnection("accept failed");
     return;
   }
   connection->start();
 }
 
 ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime)
-    : worker_(worker), runtime_(std::move(runtime)), session_(runtime_->sessionSettings()) {
+    : worker_(worker),
+      first_runtime_(std::move(runtime)),
+      session_(first_runtime_->sessionSettings()),
+      network_(worker.loop()),
+      target_(worker) {
   uv_tcp_init(worker_.loop(), &tcp_);
   uv_timer_init(worker_.loop(), &idle_timer_);
   uv_timer_init(worker_.loop(), &command_timer_);
@@ -66,6 +73,10 @@ ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Runtime
 }
 
 ClientConnection::~ClientConnection() = default;
+
+std::shared_ptr<const Runtime> ClientConnection::currentRuntime() { return worker_.shared().runtime(); }
+JobRunner& ClientConnection::jobs() { return worker_.jobs(); }
+void ClientConnection::record(const nlohmann::json& record) { worker_.shared().log().write(record); }
 
 void ClientConnection::start() {
   PeerAddress peer;
@@ -77,7 +88,7 @@ void ClientConnection::start() {
   // Nagle plus delayed ACK would hold each reply ~40 ms (issue 2, point 9).
   uv_tcp_nodelay(&tcp_, 1);
 
-  const ServerConfig& server = runtime_->config->server;
+  const ServerConfig& server = first_runtime_->config->server;
   if (!server.proxy_protocol) {
     begin({});
     return;
@@ -86,9 +97,8 @@ void ClientConnection::start() {
   bool trusted = false;
   for (const auto& source : server.proxy_sources) trusted = trusted || cidrContains(source, facts_.client_ip);
   if (!trusted) {
-    worker_.shared().log().write(connectionRecord(facts_, Reply::of(421, "4.7.0", "Error: not a trusted proxy"),
-                                                  "PROXY protocol from an address outside server.proxy_sources"));
-    closeConnection();
+    record(connectionRecord(facts_, replies::untrustedProxy(), "PROXY protocol from an address outside server.proxy_sources"));
+    closeConnection("untrusted proxy");
     return;
   }
   awaiting_proxy_ = true;
@@ -104,8 +114,8 @@ void ClientConnection::onProxyBytes(std::string_view bytes) {
     parsed = std::unexpected(std::string("PROXY header: too long"));
   }
   if (!parsed) {
-    worker_.shared().log().write(connectionRecord(facts_, Reply::of(421, "4.7.0", "Error: bad PROXY header"), parsed.error()));
-    closeConnection();
+    record(connectionRecord(facts_, replies::badProxyHeader(), parsed.error()));
+    closeConnection("bad PROXY header");
     return;
   }
   awaiting_proxy_ = false;
@@ -120,39 +130,52 @@ void ClientConnection::onProxyBytes(std::string_view bytes) {
 }
 
 void ClientConnection::begin(std::string_view early_bytes) {
-  const ServerConfig& server = runtime_->config->server;
+  const ServerConfig& server = first_runtime_->config->server;
   // Bytes sent before the greeting wait in the session until it is sent.
   session_.receive(early_bytes);
   auto verdict = worker_.shared().limiter().acquire(facts_.client_ip, server.max_connections,
                                                     server.max_connections_per_client);
   if (verdict != ConnectionLimiter::Verdict::Accepted) {
-    Reply reply = Reply::of(421, "4.7.0", verdict == ConnectionLimiter::Verdict::TooManyTotal
-                                              ? "Error: too many connections, try again later"
-                                              : "Error: too many connections from your address, try again later");
-    worker_.shared().log().write(connectionRecord(facts_, reply, verdict == ConnectionLimiter::Verdict::TooManyTotal
-                                                                     ? "max_connections"
-                                                                     : "max_connections_per_client"));
-    greet(reply);
+    bool total = verdict == ConnectionLimiter::Verdict::TooManyTotal;
+    const Reply& reply = total ? replies::tooManyConnections() : replies::tooManyConnectionsFromClient();
+    record(connectionRecord(facts_, reply, total ? "max_connections" : "max_connections_per_client"));
+    greeted_ = true;
+    session_.greet(reply);
+    drive();
     return;
   }
   limited_ = true;
   if (worker_.draining()) {
-    greet(shuttingDown());
+    greeted_ = true;
+    session_.greet(replies::shuttingDown());
+    drive();
     return;
   }
-  runPhase(Phase::Connect, [this](PhaseResult result) {
-    if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) {
-      worker_.shared().log().write(connectionRecord(facts_, result.reply, "connect stage"));
-      greet(result.reply.code() == 421 ? result.reply : Reply::of(421, "4.7.0", "Error: connection refused"));
-    } else {
-      greet(Reply::of(220, "", runtime_->config->server.hostname + " ESMTP mailgate"));
-    }
+  driver_.emplace(static_cast<DriverHost&>(*this), facts_);
+  std::weak_ptr<ClientConnection> weak = shared_from_this();
+  driver_->connect([weak](std::optional<Reply> refusal) {
+    auto self = weak.lock();
+    if (!self || self->closing_) return;
+    self->greeted_ = true;
+    if (refusal) self->session_.greet(*refusal);
+    else self->session_.greet();
+    self->drive();
   });
 }
 
-void ClientConnection::greet(const Reply& reply) {
-  greeted_ = true;
-  session_.greet(reply);
+TransactionDriver::Answer ClientConnection::answerLater() {
+  std::weak_ptr<ClientConnection> weak = shared_from_this();
+  return [weak](std::optional<Reply> reply) {
+    auto self = weak.lock();
+    if (!self || self->closing_) return;
+    self->answer(std::move(reply));
+  };
+}
+
+void ClientConnection::answer(std::optional<Reply> reply) {
+  awaiting_ = false;
+  if (reply) session_.answer(*reply);
+  else session_.accept();
   drive();
 }
 
@@ -179,7 +202,7 @@ void ClientConnection::drive() {
     }
     if (std::holds_alternative<ev::Closed>(event)) {
       flush();
-      closeConnection();
+      closeConnection("session closed");
       break;
     }
     handle(event);
@@ -188,327 +211,48 @@ void ClientConnection::drive() {
 }
 
 void ClientConnection::handle(SessionEvent& event) {
+  // A session refused before the driver existed (limits, shutting down) has only its 421.
+  if (!driver_) return;
+  TransactionDriver& driver = *driver_;
   std::visit(Overloaded{
                  [](ev::NeedInput&) {}, [](ev::AwaitingAnswer&) {}, [](ev::Closed&) {},
-                 [this](ev::Helo& helo) { onHelo(helo); },
-                 [this](ev::Mail& mail) { onMail(mail); },
-                 [this](ev::Rcpt& rcpt) { onRcpt(rcpt); },
-                 [this](ev::DataChunk& chunk) { onData(chunk.bytes); },
-                 [this](ev::EndOfData& end) { onEndOfData(end.size); },
-                 [this](ev::DataRefused& refused) {
-                   if (!transaction_) return;
-                   transaction_->size = refused.size;
-                   transaction_->outcomes.push_back(StageOutcome{refused.reply.code() == 552 ? "size_limit" : "smtp",
-                                                                 Phase::EndOfData, Verdict::Kind::Reject, refused.reason,
-                                                                 refused.reply.summary(), 0, false, false, {}, {}, {}});
-                   if (downstream_) downstream_->reset();
-                   finishTransaction(refused.reply);
+                 [&](ev::Helo& helo) {
+                   // Shutting down: no new transaction starts (the current one was let finish).
+                   if (draining_) return session_.close(replies::shuttingDown());
+                   driver.helo(std::move(helo.name), helo.extended, answerLater());
                  },
-                 [this](ev::Reset&) { abandonTransaction("reset"); },
-                 [this](ev::Refused& refused) { onRefused(refused); },
-                 [this](ev::Quit&) {
-                   abandonTransaction("quit");
-                   releaseDownstream();
+                 [&](ev::Mail& mail) {
+                   if (draining_) return session_.close(replies::shuttingDown());
+                   driver.mail(mail.command, answerLater());
+                   // The transaction runs under the snapshot it started with: its limits too.
+                   if (driver_) session_.setSettings(driver.runtime().sessionSettings());
                  },
+                 [&](ev::Rcpt& rcpt) { driver.rcpt(rcpt.command, answerLater()); },
+                 [&](ev::DataChunk& chunk) { driver.messageBytes(chunk.bytes); },
+                 [&](ev::EndOfData& end) { driver.endOfData(end.size, answerLater()); },
+                 [&](ev::DataRefused& refused) { driver.dataRefused(refused.reply, refused.reason, refused.size); },
+                 [&](ev::Reset&) { driver.reset(); },
+                 [&](ev::Refused& refused) { driver.commandRefused(refused.verb, refused.argument, refused.reply); },
+                 [&](ev::Quit&) { driver.end("quit"); },
              },
              event);
 }
 
-void ClientConnection::answer(const Reply& reply) {
-  awaiting_ = false;
-  session_.answer(reply);
-  drive();
-}
-
-std::string ClientConnection::ehloReply() const {
-  std::string lines = runtime_->config->server.hostname;
-  auto max = runtime_->pipeline->maxMessageBytes();
-  lines += max ? "\nSIZE " + std::to_string(*max) : std::string("\nSIZE");
-  lines += "\nPIPELINING\n8BITMIME\nENHANCEDSTATUSCODES";
-  return lines;
-}
-
-void ClientConnection::onHelo(ev::Helo& helo) {
-  // Shutting down: a new transaction is not started (the current one was allowed to finish).
-  if (draining_) {
-    session_.close(shuttingDown());
-    return;
-  }
-  facts_.helo = helo.name;
-  esmtp_ = helo.extended;
-  runPhase(Phase::Helo, [this, extended = helo.extended](PhaseResult result) {
-    if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) {
-      worker_.shared().log().write(commandRecord(facts_, extended ? "EHLO" : "HELO", result.reply));
-      answer(result.reply);
-      return;
-    }
-    answer(Reply::of(250, "", extended ? ehloReply() : runtime_->config->server.hostname));
-  });
-}
-
-StageInput ClientConnection::stageInput(Phase phase) const {
-  StageInput input;
-  input.phase = phase;
-  input.client_ip = facts_.client_ip;
-  input.client_port = facts_.client_port;
-  input.helo = facts_.helo;
-  if (transaction_) {
-    input.sender = transaction_->sender;
-    input.declared_size = transaction_->declared_size;
-    input.body = transaction_->body;
-    input.recipients = transaction_->accepted;
-    input.message = transaction_->spool;
-    input.message_size = transaction_->size;
-  }
-  if (phase == Phase::Rcpt) input.recipient = deciding_recipient_;
-  input.hostname = runtime_->config->server.hostname;
-  if (transaction_) input.scratch = transaction_->scratch;
-  input.background = &worker_.jobs();
-  return input;
-}
-
-void ClientConnection::onMail(ev::Mail& mail) {
-  if (draining_) {
-    session_.close(shuttingDown());
-    return;
-  }
-  // Each transaction runs with the configuration current when it starts (a reload never changes
-  // the rules under a transaction in flight).
-  runtime_ = worker_.shared().runtime();
-  session_.setSettings(runtime_->sessionSettings());
-  const Config& config = *runtime_->config;
-  Transaction& transaction = transaction_.emplace();
-  transaction.id = facts_.session + "." + std::to_string(++transactions_);
-  transaction.started_at = DecisionLog::timestamp();
-  transaction.started = std::chrono::steady_clock::now();
-  transaction.sender = mail.command.path;
-  transaction.declared_size = mail.command.size;
-  transaction.body = mail.command.body;
-  transaction.spool = std::make_shared<Spool>(config.spool.path, config.spool.memory_limit);
-  runPhase(Phase::MailFrom, [this](PhaseResult result) {
-    Reply reply = result.reply;
-    if (transaction_->absorb(std::move(result))) {
-      answerAndFinish(reply);
-      return;
-    }
-    answer(Reply::of(250, "2.1.0", "Ok"));
-  });
-}
-
-void ClientConnection::onRcpt(ev::Rcpt& rcpt) {
-  const Path& recipient = rcpt.command.path;
-  if (auto refusal = relayRefusal(runtime_->config->server, recipient)) {
-    transaction_->recipients.push_back({recipient.address(), refusal->summary()});
-    answer(*refusal);
-    return;
-  }
-  deciding_recipient_ = recipient;
-  runPhase(Phase::Rcpt, [this, recipient](PhaseResult result) {
-    deciding_recipient_.reset();
-    Transaction& transaction = *transaction_;
-    Reply refusal = result.reply;
-    if (transaction.absorb(std::move(result))) {
-      transaction.recipients.push_back({recipient.address(), refusal.summary()});
-      answer(refusal);
-      return;
-    }
-    if (runtime_->maildir) {
-      Reply reply = Reply::of(250, "2.1.5", "Ok");
-      transaction.recipients.push_back({recipient.address(), reply.summary()});
-      transaction.accepted.push_back(recipient);
-      answer(reply);
-      return;
-    }
-    relayRecipient(recipient);
-  });
-}
-
-void ClientConnection::relayRecipient(const Path& recipient) {
-  const Config& config = *runtime_->config;
-  if (!downstream_ || downstream_->broken()) {
-    std::string helo = config.downstream.helo.empty() ? config.server.hostname : config.downstream.helo;
-    downstream_ = worker_.downstreams().acquire(config.downstream, helo);
-  }
-  Transaction& transaction = *transaction_;
-  auto asked = std::chrono::steady_clock::now();
-  std::weak_ptr<ClientConnection> weak = shared_from_this();
-  downstream_->recipient(transaction.sender, transaction.declared_size, transaction.body, recipient,
-                         [weak, recipient, asked](const Reply& reply) {
-                           auto self = weak.lock();
-                           if (!self || self->closing_ || !self->transaction_) return;
-                           Transaction& transaction = *self->transaction_;
-                           transaction.downstream_time += std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::steady_clock::now() - asked);
-                           transaction.recipients.push_back({recipient.address(), reply.summary()});
-                           if (reply.positive()) transaction.accepted.push_back(recipient);
-                           self->answer(reply);
-                         });
-}
-
-void ClientConnection::releaseDownstream() {
-  if (!downstream_) return;
-  worker_.downstreams().release(std::move(downstream_), runtime_->config->downstream);
-  downstream_.reset();
-}
-
-void ClientConnection::onData(std::string_view bytes) {
-  if (!transaction_) return;
-  Transaction& transaction = *transaction_;
-  transaction.data_received = true;
-  if (transaction.spool_error) return;
-  auto appended = transaction.spool->append(bytes);
-  if (!appended) {
-    transaction.spool_error = appended.error();
-    return;
-  }
-  const Pipeline& pipeline = *runtime_->pipeline;
-  if (pipeline.readsMessageWhileArriving()) pipeline.messageBytes(stageInput(Phase::EndOfData), bytes);
-}
-
-void ClientConnection::onEndOfData(uint64_t size) {
-  Transaction& transaction = *transaction_;
-  transaction.size = size;
-  transaction.data_received = true;
-  if (transaction.spool_error) {
-    Reply reply = Reply::of(451, "4.3.0", "Error: cannot store the message, try again later");
-    transaction.outcomes.push_back(StageOutcome{"spool", Phase::EndOfData, Verdict::Kind::TempFail,
-                                                *transaction.spool_error, reply.summary(), 0, false, false, {}, {}, {}});
-    if (downstream_) downstream_->reset();
-    answerAndFinish(reply);
-    return;
-  }
-  runPhase(Phase::EndOfData, [this](PhaseResult result) {
-    Reply refusal = result.reply;
-    if (transaction_->absorb(std::move(result))) {
-      if (downstream_) downstream_->reset();
-      answerAndFinish(refusal);
-      return;
-    }
-    deliver();
-  });
-}
-
-void ClientConnection::deliver() {
-  Transaction& transaction = *transaction_;
-  TraceInfo trace{facts_.helo, facts_.client_ip, runtime_->config->server.hostname, esmtp_, transaction.id,
-                  transaction.accepted, std::chrono::system_clock::now()};
-  const std::string& hostname = runtime_->config->server.hostname;
-  std::string headers = receivedHeader(trace);
-  if (!transaction.auth_results.empty()) headers += authenticationResultsHeader(hostname, transaction.auth_results);
-  std::vector<std::string> replaced;
-  for (const auto& header : transaction.headers) {
-    if (header.replaces) replaced.push_back(header.name);
-    if (!header.removesOnly()) headers += header.line();
-  }
-  // RFC 8601 §5: a field claiming our authserv-id did not come from us and must not pass.
-  auto forged = omittedHeaderFields(*transaction.spool, hostname, replaced);
-  if (!forged) {
-    Reply reply = unreadableMessageReply();
-    if (downstream_) downstream_->reset();
-    answerAndFinish(reply);
-    return;
-  }
-  auto message = std::make_shared<const OutgoingMessage>(std::move(headers), transaction.spool, std::move(*forged));
-  auto sent = std::chrono::steady_clock::now();
-  std::weak_ptr<ClientConnection> weak = shared_from_this();
-  auto delivered = [weak, sent](const Reply& reply) {
-    auto self = weak.lock();
-    if (!self || self->closing_ || !self->transaction_) return;
-    Transaction& transaction = *self->transaction_;
-    transaction.downstream_time +=
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sent);
-    transaction.downstream_reply = reply.summary();
-    // A downstream reply that is neither 2xx, 4xx nor 5xx must not reach the client as such.
-    Reply relayed = (reply.positive() && reply.code() < 300) || reply.transient() || reply.permanent()
-                        ? reply
-                        : Downstream::unavailable("unexpected reply " + reply.summary());
-    self->answerAndFinish(relayed);
-  };
-  if (runtime_->maildir) {
-    auto runtime = runtime_;
-    auto result = std::make_shared<std::expected<std::string, std::string>>();
-    queueWork(
-        worker_.loop(),
-        [runtime, message, result] { *result = runtime->maildir->deliver(*message); },
-        [delivered, result]() mutable {
-          if (*result) {
-            delivered(Reply::of(250, "2.0.0", "Ok: queued as " + **result));
-          } else {
-            delivered(Reply::of(451, "4.3.0", "Error: local delivery failed, try again later"));
-          }
-        });
-    return;
-  }
-  if (!downstream_) {
-    delivered(Downstream::unavailable("no connection"));
-    return;
-  }
-  downstream_->message(std::move(message), delivered);
-}
-
-void ClientConnection::onRefused(const ev::Refused& refused) {
-  if (transaction_) {
-    // Inside a transaction the refusal belongs to its one record (a refused RCPT as that
-    // recipient's outcome; DATA's 554 after every recipient was refused shows in the action).
-    if (refused.verb == "RCPT") transaction_->recipients.push_back({refused.argument, refused.reply.summary()});
-    return;
-  }
-  std::string command = refused.verb.empty() ? std::string("(line too long)") : refused.verb;
-  worker_.shared().log().write(commandRecord(facts_, command, refused.reply));
-}
-
-void ClientConnection::finishTransaction(const Reply& reply) {
-  if (!transaction_) return;
-  logTransaction(facts_, *transaction_, reply);
-  transaction_.reset();
-}
-
-void ClientConnection::logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply) {
-  worker_.shared().log().write(
-      transactionRecord(facts, transaction, actionOf(reply, transaction.tagged), reply.summary()));
-}
-
-void ClientConnection::answerAndFinish(const Reply& reply) {
-  // The client hears the reply before the record is built and written: strace put 45-70 µs
-  // between the downstream's 250 and the client's, which every message's latency carried.
-  std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
-  SessionFacts facts = facts_;  // answering may run a pipelined EHLO, which changes them
-  answer(reply);
-  if (finished) logTransaction(facts, *finished, reply);
-}
-
-void ClientConnection::abandonTransaction(std::string_view why) {
-  if (!transaction_) return;
-  if (downstream_) downstream_->reset();
-  Transaction& transaction = *transaction_;
-  // A transaction that ended with every recipient refused is logged as that refusal, so that
-  // "why was this rejected" finds it; otherwise it was the client's choice to stop.
-  std::string action = "abandoned";
-  std::string reply;
-  if (transaction.accepted.empty() && !transaction.recipients.empty()) {
-    reply = transaction.recipients.back().reply;
-    action = !reply.empty() && reply[0] == '4' ? "tempfail" : "reject";
-  }
-  auto record = transactionRecord(facts_, transaction, action, reply);
-  record["reason"] = why;
-  worker_.shared().log().write(record);
-  transaction_.reset();
-}
-
 void ClientConnection::drain() {
   draining_ = true;
-  if (!transaction_ && !session_.inTransaction() && !driving_ && !awaiting_) {
-    session_.close(shuttingDown());
+  bool in_transaction = driver_ && driver_->inTransaction();
+  if (!in_transaction && !session_.inTransaction() && !driving_ && !awaiting_) {
+    session_.close(replies::shuttingDown());
     drive();
   }
 }
 
 void ClientConnection::shutdown() {
   if (closing_) return;
-  abandonTransaction("shutdown");
-  session_.close(shuttingDown());
+  if (driver_) driver_->end("shutdown");
+  session_.close(replies::shuttingDown());
   flush();
-  closeConnection();
+  closeConnection("shutdown");
 }
 
 void ClientConnection::flush() {
@@ -525,13 +269,13 @@ void ClientConnection::flush() {
                           std::unique_ptr<WriteRequest> owned(static_cast<WriteRequest*>(write->data));
                           auto* self = static_cast<ClientConnection*>(owned->owner);
                           if (--self->writes_in_flight_ == 0 && self->closing_) {
-                            self->closeConnection();
+                            self->closeConnection("session closed");
                           } else if (!self->reading_ && !self->closing_ && !self->awaiting_) {
                             self->drive();  // output drained: reading may resume
                           }
                         });
   if (status != 0) {
-    closeConnection();
+    closeConnection("client connection error");
     return;
   }
   request.release();  // freed in the write callback
@@ -562,8 +306,7 @@ void ClientConnection::onRead(ssize_t nread, const uv_buf_t* buffer) {
   if (nread == 0) return;
   auto keep_alive = self_;
   if (nread < 0) {
-    abandonTransaction(nread == UV_EOF ? "client disconnected" : "client connection error");
-    closeConnection();
+    closeConnection(nread == UV_EOF ? "client disconnected" : "client connection error");
     return;
   }
   std::string_view bytes(buffer->base, static_cast<std::size_t>(nread));
@@ -576,7 +319,7 @@ void ClientConnection::onRead(ssize_t nread, const uv_buf_t* buffer) {
 }
 
 void ClientConnection::armTimers() {
-  const ServerConfig& server = runtime_->config->server;
+  const ServerConfig& server = first_runtime_->config->server;
   uv_timer_start(&idle_timer_, [](uv_timer_t* timer) { static_cast<ClientConnection*>(timer->data)->onTimeout("idle timeout"); },
                  static_cast<uint64_t>(server.idle_timeout.count()), 0);
   // A line that never ends (one byte at a time, each resetting the idle timer) is cut off here.
@@ -596,22 +339,22 @@ void ClientConnection::armTimers() {
 void ClientConnection::onTimeout(const char* which) {
   if (closing_) return;
   auto keep_alive = self_;
-  Reply reply = Reply::of(421, "4.4.2", runtime_->config->server.hostname + " Error: timeout exceeded");
-  abandonTransaction(which);
-  worker_.shared().log().write(connectionRecord(facts_, reply, which));
-  if (!greeted_) {  // still waiting for the PROXY header: the proxy gets no SMTP reply
-    closeConnection();
+  Reply reply = replies::timeout(first_runtime_->config->server.hostname);
+  if (driver_) driver_->end(which);
+  record(connectionRecord(facts_, reply, which));
+  if (!greeted_) {  // still waiting for the PROXY header (or the connect stages): no SMTP reply yet
+    closeConnection(which);
     return;
   }
   session_.close(reply);
   drive();
 }
 
-void ClientConnection::closeConnection() {
+void ClientConnection::closeConnection(std::string_view why) {
   if (!closing_) {
     closing_ = true;
-    abandonTransaction("connection closed");
-    releaseDownstream();
+    if (driver_) driver_->end(why);
+    network_.closeAll();
     stopReading();
     uv_timer_stop(&idle_timer_);
     uv_timer_stop(&command_timer_);
@@ -620,14 +363,14 @@ void ClientConnection::closeConnection() {
     worker_.remove(this);
   }
   // The last replies (221, 421) go out before the socket closes, but a client that never reads
-  // must not keep the connection forever: after a short linger it is closed anyway (uv_close
+  // must not keep the connection forever: after close_linger it is closed anyway (uv_close
   // cancels the writes).
   if (handles_closing_) return;
   if (writes_in_flight_ > 0 && !linger_expired_) {
     uv_timer_start(&idle_timer_, [](uv_timer_t* timer) {
       auto* self = static_cast<ClientConnection*>(timer->data);
       self->linger_expired_ = true;
-      self->closeConnection();
+      self->closeConnection("close linger expired");
     }, static_cast<uint64_t>(close_linger.count()), 0);
     return;
   }

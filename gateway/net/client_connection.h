@@ -1,8 +1,8 @@
 #pragma once
-// One client's SMTP connection: moves bytes between the socket and its SmtpSession, runs the
-// pipeline for each decision the session asks for, and relays accepted transactions to the
-// downstream (or the embedded Maildir). Lives on one worker's loop; owned by itself until its
-// handles are closed, so late callbacks (thread pool, downstream) find it through a weak_ptr.
+// One client's SMTP connection: the socket, its timers and back-pressure. Bytes go to the
+// SmtpSession (the dialogue), the session's events to the TransactionDriver (the decisions,
+// delivery and records); this class only moves bytes and keeps time. It lives on one worker's
+// loop and owns itself until its handles are closed, so late callbacks find it through weak_ptr.
 
 #include <uv.h>
 
@@ -10,20 +10,22 @@
 #include <optional>
 #include <string>
 
-#include "gateway/log/transaction_record.h"
+#include "gateway/delivery/maildir_target.h"
 #include "gateway/net/shared_state.h"
+#include "gateway/net/uv_network.h"
 #include "gateway/net/uv_util.h"
-#include "gateway/relay/downstream.h"
+#include "gateway/relay/relay_target.h"
 #include "gateway/smtp/smtp_session.h"
+#include "gateway/transaction/transaction_driver.h"
 
 namespace mailgate {
 
 class Worker;
 
-class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
+class ClientConnection : public std::enable_shared_from_this<ClientConnection>, private DriverHost {
  public:
   static void accept(Worker& worker, uv_stream_t* server);
-  ~ClientConnection();
+  ~ClientConnection() override;
 
   // Shutting down: close now with 421 4.3.2 if idle, else after the transaction in flight.
   void drain();
@@ -31,44 +33,46 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void shutdown();
 
  private:
+  // Delivery under the transaction's snapshot: the relay when a downstream is configured, else
+  // the Maildir (a reload may switch between them; reset and release go to both).
+  class RoutedTarget final : public DeliveryTarget {
+   public:
+    RoutedTarget(Worker& worker);
+    void recipient(const Runtime& runtime, const Envelope& envelope, const Path& recipient, RecipientDone done) override;
+    void message(const Runtime& runtime, std::shared_ptr<const OutgoingMessage> message, MessageDone done) override;
+    void reset() override;
+    void release() override;
+
+   private:
+    RelayTarget relay_;
+    MaildirTarget maildir_;
+  };
+
   ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime);
   void start();
   void onProxyBytes(std::string_view bytes);
   void begin(std::string_view early_bytes);
-  void greet(const Reply& reply);
   void drive();
   void handle(SessionEvent& event);
-  void onHelo(session_event::Helo& helo);
-  void onMail(session_event::Mail& mail);
-  void onRcpt(session_event::Rcpt& rcpt);
-  void onData(std::string_view bytes);
-  void onEndOfData(uint64_t size);
-  void onRefused(const session_event::Refused& refused);
-  void deliver();
-  void answer(const Reply& reply);
-  void finishTransaction(const Reply& reply);
-  // Answers the client with the transaction's final reply, then logs the transaction.
-  void answerAndFinish(const Reply& reply);
-  void logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply);
-  void abandonTransaction(std::string_view why);
-  void relayRecipient(const Path& recipient);
-  // Hands the downstream connection back to the worker's pool for the next session.
-  void releaseDownstream();
-  StageInput stageInput(Phase phase) const;
-  std::string ehloReply() const;
+  // The driver's answer to the pending command, then on with the session.
+  void answer(std::optional<Reply> reply);
+  // An answer callback for the driver that finds this connection only while it is open.
+  TransactionDriver::Answer answerLater();
+
+  // DriverHost
+  std::shared_ptr<const Runtime> currentRuntime() override;
+  JobRunner& jobs() override;
+  NetworkAccess* network() override { return &network_; }
+  DeliveryTarget& deliveryTarget() override { return target_; }
+  void record(const nlohmann::json& record) override;
 
   void flush();
   void startReading();
   void stopReading();
   void armTimers();
   void onTimeout(const char* which);
-  void closeConnection();
+  void closeConnection(std::string_view why);
   void onRead(ssize_t nread, const uv_buf_t* buffer);
-
-  // Runs `phase` through the pipeline and calls `then` on this loop with the result, unless the
-  // connection closed meanwhile.
-  template <class Then>
-  void runPhase(Phase phase, Then then);
 
   Worker& worker_;
   uv_tcp_t tcp_{};
@@ -76,15 +80,13 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   uv_timer_t command_timer_{};
   int open_handles_ = 0;
   std::shared_ptr<ClientConnection> self_;
-  std::shared_ptr<const Runtime> runtime_;  // refreshed at each transaction's start
+  std::shared_ptr<const Runtime> first_runtime_;  // the snapshot current when the client connected
   SmtpSession session_;
   SessionFacts facts_;
-  bool esmtp_ = false;
+  UvNetwork network_;
+  RoutedTarget target_;
+  std::optional<TransactionDriver> driver_;  // made once the client's address is known
   bool limited_ = false;  // counted in the connection limiter
-  std::optional<Transaction> transaction_;
-  std::optional<Path> deciding_recipient_;  // the RCPT the pipeline is deciding on
-  uint64_t transactions_ = 0;
-  std::shared_ptr<Downstream> downstream_;
   bool awaiting_proxy_ = false;  // server.proxy_protocol: the PROXY header comes first
   std::string proxy_buffer_;
   bool greeted_ = false;

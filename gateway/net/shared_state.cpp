@@ -3,35 +3,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "filters/builtin_stages.h"
 
 namespace mailgate {
-
-SessionSettings Runtime::sessionSettings() const {
-  SessionSettings settings;
-  settings.hostname = config->server.hostname;
-  settings.max_recipients = config->server.max_recipients;
-  settings.max_message_bytes = pipeline->maxMessageBytes().value_or(0);
-  return settings;
-}
-
-std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config) {
-  std::vector<std::string> errors;
-  auto pipeline = buildPipeline(config);
-  if (!pipeline) {
-    for (const auto& error : pipeline.error()) errors.push_back(error.text());
-    return std::unexpected(std::move(errors));
-  }
-  auto runtime = std::make_shared<Runtime>();
-  runtime->pipeline = std::move(*pipeline);
-  if (!config.downstream.address) {
-    auto maildir = Maildir::open(config.maildir.path);
-    if (!maildir) return std::unexpected(std::vector<std::string>{config.source + ": maildir.path: " + maildir.error()});
-    runtime->maildir = std::move(*maildir);
-  }
-  runtime->config = std::make_shared<const Config>(std::move(config));
-  return runtime;
-}
 
 ConnectionLimiter::Verdict ConnectionLimiter::acquire(const std::string& ip, uint32_t max_total,
                                                       uint32_t max_per_client) {

@@ -11,25 +11,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "gateway/config/config.h"
-#include "gateway/delivery/maildir.h"
 #include "gateway/log/decision_log.h"
-#include "gateway/pipeline/pipeline.h"
-#include "gateway/smtp/smtp_session.h"
+#include "gateway/transaction/runtime.h"
 
 namespace mailgate {
-
-// One immutable snapshot. A transaction holds the snapshot it started with.
-struct Runtime {
-  std::shared_ptr<const Config> config;
-  std::shared_ptr<const Pipeline> pipeline;
-  std::optional<Maildir> maildir;  // set when no downstream is configured
-
-  SessionSettings sessionSettings() const;
-};
-
-// Builds a Runtime from a validated config: the pipeline, the Maildir when needed.
-std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config);
 
 class ConnectionLimiter {
  public:

@@ -38,6 +38,7 @@ struct TimedJob : TimedAnswer {
 
 struct AwaitState : TimedAnswer {
   bool timer_closed = false;
+  std::move_only_function<void()> cancel;
 
   // Answers, then closes the timer once; the close callback drops the loop's reference.
   void finish(std::optional<Verdict> verdict) {
@@ -60,11 +61,20 @@ void UvJobRunner::await(Deferred deferred, Duration timeout, Done done) {
   uv_timer_init(loop_, &state->timer);
   auto* keep = new std::shared_ptr<AwaitState>(state);  // released in the close callback
   state->timer.data = keep;
+  state->cancel = std::move(deferred.cancel);
   uv_timer_start(
       &state->timer,
-      [](uv_timer_t* timer) { (*static_cast<std::shared_ptr<AwaitState>*>(timer->data))->finish(std::nullopt); },
+      [](uv_timer_t* timer) {
+        auto state = *static_cast<std::shared_ptr<AwaitState>*>(timer->data);
+        state->finish(std::nullopt);
+        // The work is still under way: stop it, so a stage that timed out holds nothing.
+        if (auto cancel = std::move(state->cancel)) cancel();
+      },
       static_cast<uint64_t>(timeout.count()), 0);
-  deferred.subscribe([state](Verdict verdict) { state->finish(std::move(verdict)); });
+  deferred.subscribe([state](Verdict verdict) {
+    state->cancel = nullptr;
+    state->finish(std::move(verdict));
+  });
 }
 
 void queueWork(uv_loop_t* loop, std::move_only_function<void()> work, std::move_only_function<void()> after) {

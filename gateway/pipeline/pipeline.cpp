@@ -1,5 +1,7 @@
 #include "gateway/pipeline/pipeline.h"
 
+#include "gateway/smtp/replies.h"
+
 namespace mailgate {
 
 const char* kindName(Verdict::Kind kind) {
@@ -71,20 +73,40 @@ void Pipeline::run(StageInput input, JobRunner& runner,
 
 namespace {
 
+// A refusal must carry a reply of its class: 5xx for Reject ("never"), 4xx for TempFail ("later").
+// A stage that gets it wrong would make a sender bounce mail it should retry, or retry forever
+// what it should bounce; it is answered as a local error instead (Postfix's smtpd_check_reject,
+// OpenSMTPD's filter-reply check).
+void enforceReplyClass(Verdict& verdict, std::string_view stage) {
+  bool right = verdict.kind == Verdict::Kind::Reject ? verdict.reply.permanent() : verdict.reply.transient();
+  if (right) return;
+  std::string reason = std::string(stage) + " asked to " + kindName(verdict.kind) + " with \"" +
+                       verdict.reply.summary() + "\", a reply of the wrong class; answered as a local error";
+  verdict = Verdict::tempFail(replies::stageMisbehaved(), std::move(reason));
+}
+
 // Folds one stage's verdict into the phase result; returns true when the phase is over.
 bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict verdict,
           std::chrono::steady_clock::time_point started) {
+  if (verdict.ends()) enforceReplyClass(verdict, entry.stage->name());
+  bool delayed = verdict.ends() && verdict.answer_at && *verdict.answer_at > phase;
   StageOutcome outcome{std::string(entry.stage->name()), phase, verdict.kind, verdict.reason,
                        verdict.ends() ? verdict.reply.summary() : std::string(), verdict.score,
                        verdict.scored, entry.mode == StageMode::Shadow,
                        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
-                       std::move(verdict.details), std::move(verdict.detail_lists)};
+                       std::move(verdict.details), std::move(verdict.detail_lists), std::nullopt};
+  if (delayed) outcome.answer_at = *verdict.answer_at;
   result.outcomes.push_back(std::move(outcome));
   // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens,
   // except that removals stand (fields only this gateway may vouch for still do not pass).
   if (entry.mode == StageMode::Shadow) {
     for (auto& header : verdict.headers)
       if (header.removesOnly()) result.headers.push_back(std::move(header));
+    return false;
+  }
+  if (delayed) {
+    if (!result.delayed)
+      result.delayed = DelayedRefusal{verdict.kind, std::move(verdict.reply), *verdict.answer_at, std::string(entry.stage->name())};
     return false;
   }
   switch (verdict.kind) {
@@ -107,7 +129,7 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
 }
 
 Verdict timedOut(const PipelineStage& entry) {
-  return Verdict::tempFail(Reply::of(451, "4.3.0", "Temporary failure, please try again later"),
+  return Verdict::tempFail(replies::stageTimedOut(),
                            std::string(entry.stage->name()) + " did not answer within " +
                                std::to_string(entry.timeout.count()) + " ms");
 }

@@ -11,8 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "gateway/config/config.h"
 #include "gateway/pipeline/stage.h"
+#include "gateway/pipeline/stage_mode.h"
+#include "gateway/util/duration.h"
 
 namespace mailgate {
 
@@ -46,6 +47,15 @@ struct StageOutcome {
   std::chrono::microseconds duration{0};
   std::vector<std::pair<std::string, std::string>> details;
   std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
+  std::optional<Phase> answer_at;  // a refusal decided now and answered at this later phase
+};
+
+// A refusal decided now and answered at a later phase (Verdict::answer_at).
+struct DelayedRefusal {
+  Verdict::Kind kind = Verdict::Kind::Reject;  // TempFail or Reject
+  Reply reply;
+  Phase answer_at = Phase::Rcpt;
+  std::string stage;
 };
 
 struct PhaseResult {
@@ -55,6 +65,9 @@ struct PhaseResult {
   std::vector<std::string> auth_results;
   double score = 0;
   std::vector<StageOutcome> outcomes;
+  std::optional<DelayedRefusal> delayed;  // the first stage's, when the phase itself went on
+
+  bool ends() const { return kind == Verdict::Kind::TempFail || kind == Verdict::Kind::Reject; }
 };
 
 struct PipelineStage {

@@ -10,28 +10,27 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <typeindex>
 #include <variant>
 #include <vector>
 
-#include "gateway/pipeline/auth_facts.h"
+#include "gateway/pipeline/network.h"
+#include "gateway/pipeline/phase.h"
 #include "gateway/pipeline/verdict.h"
 #include "gateway/smtp/address.h"
 #include "gateway/spool/spool.h"
 
 namespace mailgate {
 
-enum class Phase : uint8_t { Connect, Helo, MailFrom, Rcpt, EndOfData };
-using PhaseMask = uint32_t;
-constexpr PhaseMask phaseBit(Phase phase) { return PhaseMask{1} << static_cast<unsigned>(phase); }
-const char* phaseName(Phase phase);  // "connect", "helo", "mail", "rcpt", "data"
-
 class JobRunner;
 class Stage;
 
-// Per-transaction memory for stages: a stage may start work at one phase and pick up its result
-// at a later one (SPF starts at MAIL FROM and is awaited at RCPT). One slot per stage; touched on
-// the event loop only (jobs keep their own shared_ptr to what they fill).
-class TransactionScratch {
+// Memory for stages, one per transaction and one per session: a stage may start work at one
+// phase and pick up its result at a later one (SPF starts at MAIL FROM and is awaited at RCPT; a
+// blocklist looked up at connect is applied at RCPT). One slot per stage, plus one shared value
+// per type for what several stages build on (the authentication results spf and dkim find and
+// dmarc reads). Touched on the event loop only; jobs keep their own shared_ptr to what they fill.
+class Scratch {
  public:
   template <class T>
   std::shared_ptr<T> get(const Stage* stage) const {
@@ -39,12 +38,16 @@ class TransactionScratch {
     return found == slots_.end() ? nullptr : std::static_pointer_cast<T>(found->second);
   }
   void set(const Stage* stage, std::shared_ptr<void> value) { slots_[stage] = std::move(value); }
-  // Shared by the authentication stages (spf, dkim → dmarc); jobs may keep the pointer.
-  const std::shared_ptr<AuthFacts>& auth() const { return auth_; }
+  template <class T>
+  std::shared_ptr<T> shared() {
+    auto& slot = shared_[std::type_index(typeid(T))];
+    if (!slot) slot = std::make_shared<T>();
+    return std::static_pointer_cast<T>(slot);
+  }
 
  private:
   std::map<const Stage*, std::shared_ptr<void>> slots_;
-  std::shared_ptr<AuthFacts> auth_ = std::make_shared<AuthFacts>();
+  std::map<std::type_index, std::shared_ptr<void>> shared_;
 };
 
 // What a stage may look at. Copied into each run of a phase, so a Job may keep it.
@@ -61,9 +64,12 @@ struct StageInput {
   std::shared_ptr<const Spool> message;   // EndOfData: the content as received
   uint64_t message_size = 0;              // EndOfData
   std::string hostname;                   // server.hostname (authserv-id, receiver)
-  std::shared_ptr<TransactionScratch> scratch;  // from MailFrom on
+  std::shared_ptr<Scratch> scratch;          // this transaction's, from MailFrom on
+  std::shared_ptr<Scratch> session_scratch;  // this session's, from Connect on
   // For work a stage starts now and awaits at a later phase; its `done` runs on the loop.
   JobRunner* background = nullptr;
+  // Streams to network peers on the session's loop (nullptr where there is none).
+  NetworkAccess* network = nullptr;
 };
 
 using Job = std::move_only_function<Verdict()>;
@@ -73,6 +79,8 @@ using Job = std::move_only_function<Verdict()>;
 struct Deferred {
   using Resume = std::move_only_function<void(Verdict)>;
   std::move_only_function<void(Resume)> subscribe;
+  // Called (on the loop) when the stage's timeout passed first: stop the work, free what it holds.
+  std::move_only_function<void()> cancel = {};
 };
 using Step = std::variant<Verdict, Job, Deferred>;
 

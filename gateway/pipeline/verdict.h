@@ -6,6 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include <optional>
+
+#include "gateway/pipeline/phase.h"
 #include "gateway/smtp/reply.h"
 
 namespace mailgate {
@@ -39,16 +42,20 @@ struct Verdict {
   std::vector<std::pair<std::string, std::string>> details;
   // Facts that come as a list, e.g. one entry per DKIM signature: ("signatures", [{domain, ...}]).
   std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
+  // TempFail and Reject decided at an early phase but answered at a later one (Postfix's
+  // smtpd_delay_reject): a blocklisted client is refused at MAIL or RCPT rather than at the
+  // greeting, so that the refusal is logged with the sender and recipients.
+  std::optional<Phase> answer_at;
 
-  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, false, std::move(reason), {}, {}, {}}; }
+  static Verdict proceed(std::string reason = {}) { return {Kind::Continue, {}, {}, 0, false, std::move(reason), {}, {}, {}, {}}; }
   static Verdict tag(std::vector<HeaderField> headers, double score, std::string reason) {
-    return {Kind::Tag, {}, std::move(headers), score, false, std::move(reason), {}, {}, {}};
+    return {Kind::Tag, {}, std::move(headers), score, false, std::move(reason), {}, {}, {}, {}};
   }
   static Verdict tempFail(Reply reply, std::string reason) {
-    return {Kind::TempFail, std::move(reply), {}, 0, false, std::move(reason), {}, {}, {}};
+    return {Kind::TempFail, std::move(reply), {}, 0, false, std::move(reason), {}, {}, {}, {}};
   }
   static Verdict reject(Reply reply, std::string reason) {
-    return {Kind::Reject, std::move(reply), {}, 0, false, std::move(reason), {}, {}, {}};
+    return {Kind::Reject, std::move(reply), {}, 0, false, std::move(reason), {}, {}, {}, {}};
   }
 
   bool ends() const { return kind == Kind::TempFail || kind == Kind::Reject; }
@@ -56,7 +63,5 @@ struct Verdict {
 
 const char* kindName(Verdict::Kind kind);  // "continue", "tag", "tempfail", "reject"
 
-// What the client hears when the spooled message cannot be read back (disk trouble).
-inline Reply unreadableMessageReply() { return Reply::of(451, "4.3.0", "Error: cannot read the message, try again later"); }
 
 }  // namespace mailgate

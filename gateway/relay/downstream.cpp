@@ -3,6 +3,7 @@
 #include <array>
 
 #include "gateway/net/uv_util.h"
+#include "gateway/smtp/replies.h"
 
 namespace mailgate {
 namespace {
@@ -22,10 +23,7 @@ struct Resolve {
 
 }  // namespace
 
-Reply Downstream::unavailable(std::string_view why) {
-  auto reply = Reply::make(451, "4.4.1", "Downstream server unavailable, try again later (" + std::string(why) + ")");
-  return reply ? *reply : Reply::of(451, "4.4.1", "Downstream server unavailable, try again later");
-}
+Reply Downstream::unavailable(std::string_view why) { return replies::downstreamUnavailable(why); }
 
 std::shared_ptr<Downstream> Downstream::create(uv_loop_t* loop, const DownstreamConfig& config,
                                                std::string helo_name) {

@@ -22,26 +22,22 @@ bool verbIs(std::string_view verb, std::string_view name) {
   return true;
 }
 
-const Reply& badSequence(std::string_view why) {
-  static const Reply need_helo = Reply::of(503, "5.5.1", "Error: send HELO/EHLO first");
-  static const Reply need_mail = Reply::of(503, "5.5.1", "Error: need MAIL command");
-  static const Reply need_rcpt = Reply::of(503, "5.5.1", "Error: need RCPT command");
-  static const Reply nested = Reply::of(503, "5.5.1", "Error: nested MAIL command");
-  if (why == "helo") return need_helo;
-  if (why == "mail") return need_mail;
-  if (why == "rcpt") return need_rcpt;
-  return nested;
-}
-
 }  // namespace
 
 SmtpSession::SmtpSession(SessionSettings settings) : settings_(std::move(settings)) {}
 
-void SmtpSession::greet(const Reply& reply) {
+void SmtpSession::greet() {
   if (state_ == State::Closed) return;  // closed before the greeting (shutting down)
-  send(reply);
+  send(replies::greeting(settings_.hostname));
   // Until the client says HELO/EHLO, MAIL is out of sequence (RFC 5321 §4.1.4).
-  state_ = reply.code() == 220 ? State::Connected : State::Closed;
+  state_ = State::Connected;
+}
+
+void SmtpSession::greet(const Reply& refusal) {
+  if (state_ == State::Closed) return;
+  send(refusal);
+  // RFC 5321 §3.1: after a 554 greeting the server waits for QUIT; a 421 closes now.
+  state_ = refusal.code() == 554 ? State::RefusedAtGreeting : State::Closed;
 }
 
 void SmtpSession::receive(std::string_view bytes) {
@@ -83,10 +79,11 @@ void SmtpSession::compactInput() {
 
 SessionEvent SmtpSession::refuse(std::string_view verb, std::string_view argument, const Reply& reply) {
   send(reply);
-  // Only syntax and sequence errors count: 452/554 refusals are policy, not a confused client.
-  bool protocol_error = reply.code() >= 500 && reply.code() != 554;
+  // Only syntax and sequence errors count (500-503, 555): 452/552/554 refusals are policy, not a
+  // confused client.
+  bool protocol_error = (reply.code() >= 500 && reply.code() <= 503) || reply.code() == 555;
   if (protocol_error && ++protocol_errors_ >= settings_.max_protocol_errors) {
-    close(Reply::of(421, "4.7.0", settings_.hostname + " Error: too many errors"));
+    close(replies::tooManyErrors(settings_.hostname));
   }
   std::string upper(verb);
   for (char& c : upper)
@@ -126,109 +123,141 @@ SessionEvent SmtpSession::next() {
     ++lines_read_;
     if (discarding_long_line_ || lf + 1 > max_line_octets) {
       discarding_long_line_ = false;
-      return refuse("", "", Reply::of(500, "5.5.2", "Error: line too long"));
+      return refuse("", "", replies::lineTooLong());
     }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (auto event = command(line)) return std::move(*event);
   }
 }
 
+// One row per command (OpenSMTPD's smtp_session.c keeps the same shape): each handler checks
+// the command's syntax and sequence and answers it, or hands the host an event.
+const SmtpSession::CommandRow SmtpSession::command_table[] = {
+    {"EHLO", &SmtpSession::onHelo},  {"HELO", &SmtpSession::onHelo},
+    {"MAIL", &SmtpSession::onMail},  {"RCPT", &SmtpSession::onRcpt},
+    {"DATA", &SmtpSession::onData},  {"RSET", &SmtpSession::onRset},
+    {"NOOP", &SmtpSession::onNoop},  {"QUIT", &SmtpSession::onQuit},
+    {"VRFY", &SmtpSession::onVrfy},  {"HELP", &SmtpSession::onHelp},
+    {"EXPN", &SmtpSession::onNotImplemented}, {"STARTTLS", &SmtpSession::onNotImplemented},
+    {"AUTH", &SmtpSession::onNotImplemented}, {"ETRN", &SmtpSession::onNotImplemented},
+    {"TURN", &SmtpSession::onNotImplemented}, {"BDAT", &SmtpSession::onNotImplemented},
+};
+
 std::optional<SessionEvent> SmtpSession::command(std::string_view line) {
   std::size_t space = line.find(' ');
   std::string_view verb = line.substr(0, space);
   std::string_view argument =
       space == std::string_view::npos ? std::string_view() : trimRight(line.substr(space + 1));
+  if (state_ == State::RefusedAtGreeting) {
+    if (verbIs(verb, "QUIT")) return onQuit(verb, argument);
+    return refuse(verb, argument, replies::refusedAtGreeting());
+  }
+  for (const CommandRow& row : command_table)
+    if (verbIs(verb, row.verb)) return (this->*row.handler)(row.verb, argument);
+  return refuse(verb, argument, replies::commandUnknown());
+}
 
-  if (verbIs(verb, "EHLO") || verbIs(verb, "HELO")) {
-    bool extended = verbIs(verb, "EHLO");
-    // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
-    bool printable = true;
-    for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
-    // A bare CR or other control byte here would reach headers (Received, Received-SPF).
-    if (argument.empty() || !printable)
-      return refuse(verb, argument, Reply::of(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"));
-    bool was_in_transaction = inTransaction();
-    resetTransaction();
-    state_ = State::Connected;
-    ev::Helo helo{std::string(argument), extended};
-    // RFC 5321 §4.1.4: a new HELO/EHLO abandons the transaction like RSET; the host hears of the
-    // reset first and of the HELO on the next call.
-    if (was_in_transaction) {
-      deferred_helo_ = std::move(helo);
-      return ev::Reset{};
-    }
-    pending_ = Pending::Helo;
-    return helo;
+std::optional<SessionEvent> SmtpSession::onHelo(std::string_view verb, std::string_view argument) {
+  bool extended = verb == "EHLO";
+  // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
+  bool printable = true;
+  for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
+  // A bare CR or other control byte here would reach headers (Received, Received-SPF).
+  if (argument.empty() || !printable) return refuse(verb, argument, replies::syntax(verb));
+  bool was_in_transaction = inTransaction();
+  resetTransaction();
+  state_ = State::Connected;
+  ev::Helo helo{std::string(argument), extended};
+  // RFC 5321 §4.1.4: a new HELO/EHLO abandons the transaction like RSET; the host hears of the
+  // reset first and of the HELO on the next call.
+  if (was_in_transaction) {
+    deferred_helo_ = std::move(helo);
+    return ev::Reset{};
   }
-  if (verbIs(verb, "MAIL")) {
-    if (state_ == State::Connected) return refuse(verb, argument, badSequence("helo"));
-    if (state_ == State::Mail) return refuse(verb, argument, badSequence("nested"));
-    auto parsed = parseMailCommand(argument);
-    if (!parsed) return refuse(verb, argument, parsed.error());
-    pending_ = Pending::Mail;
-    return ev::Mail{std::move(*parsed)};
-  }
-  if (verbIs(verb, "RCPT")) {
-    if (state_ != State::Mail) return refuse(verb, argument, badSequence("mail"));
-    auto parsed = parseRcptCommand(argument);
-    if (!parsed) return refuse(verb, argument, parsed.error());
-    if (recipients_accepted_ >= settings_.max_recipients) {
-      ++recipients_tried_;
-      return refuse(verb, argument, Reply::of(452, "4.5.3", "Error: too many recipients"));
-    }
-    ++recipients_tried_;
-    pending_ = Pending::Rcpt;
-    return ev::Rcpt{std::move(*parsed)};
-  }
-  if (verbIs(verb, "DATA")) {
-    if (!argument.empty()) return refuse(verb, argument, Reply::of(501, "5.5.4", "Syntax: DATA"));
-    if (state_ != State::Mail) return refuse(verb, argument, badSequence("mail"));
-    if (recipients_tried_ == 0) return refuse(verb, argument, badSequence("rcpt"));
-    // RFC 2920 §3.1: DATA pipelined after recipients that were all refused gets 554.
-    if (recipients_accepted_ == 0) return refuse(verb, argument, Reply::of(554, "5.5.1", "Error: no valid recipients"));
-    send(Reply::of(354, "", "End data with <CR><LF>.<CR><LF>"));
-    state_ = State::Data;
-    data_size_ = 0;
-    data_oversized_ = false;
-    data_flaw_ = Flaw::None;
-    previous_line_ended_crlf_ = true;
-    return std::nullopt;
-  }
-  if (verbIs(verb, "RSET")) {
-    if (!argument.empty()) return refuse(verb, argument, Reply::of(501, "5.5.4", "Syntax: RSET"));
-    bool was_in_transaction = inTransaction();
-    resetTransaction();
-    if (state_ == State::Mail) state_ = State::Greeted;
-    send(Reply::of(250, "2.0.0", "Ok"));
-    if (was_in_transaction) return ev::Reset{};
-    return std::nullopt;
-  }
-  if (verbIs(verb, "NOOP")) {
-    send(Reply::of(250, "2.0.0", "Ok"));
-    return std::nullopt;
-  }
-  if (verbIs(verb, "QUIT")) {
-    send(Reply::of(221, "2.0.0", "Bye"));
-    state_ = State::Closed;
-    return ev::Quit{};
-  }
-  if (verbIs(verb, "VRFY")) {
-    if (argument.empty()) return refuse(verb, argument, Reply::of(501, "5.5.4", "Syntax: VRFY address"));
-    // RFC 5321 §3.5.3: 252 when the server will not verify but will accept mail for it.
-    send(Reply::of(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"));
-    return std::nullopt;
-  }
-  if (verbIs(verb, "HELP")) {
-    send(Reply::of(214, "2.0.0",
-                   "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\n"
-                   "See RFC 5321"));
-    return std::nullopt;
-  }
-  if (verbIs(verb, "EXPN") || verbIs(verb, "STARTTLS") || verbIs(verb, "AUTH") ||
-      verbIs(verb, "ETRN") || verbIs(verb, "TURN") || verbIs(verb, "BDAT")) {
-    return refuse(verb, argument, Reply::of(502, "5.5.1", "Error: command not implemented"));
-  }
-  return refuse(verb, argument, Reply::of(500, "5.5.2", "Error: command not recognized"));
+  pending_ = Pending::Helo;
+  pending_extended_ = extended;
+  return helo;
+}
+
+std::optional<SessionEvent> SmtpSession::onMail(std::string_view verb, std::string_view argument) {
+  if (state_ == State::Connected) return refuse(verb, argument, replies::needHelo());
+  if (state_ == State::Mail) return refuse(verb, argument, replies::nestedMail());
+  auto parsed = parseMailCommand(argument);
+  if (!parsed) return refuse(verb, argument, parsed.error());
+  // RFC 1870 §6: a declared size over the limit is refused before any byte of the message.
+  if (parsed->size && settings_.max_message_bytes != 0 && *parsed->size > settings_.max_message_bytes)
+    return refuse(verb, argument, replies::messageTooBig());
+  pending_ = Pending::Mail;
+  return ev::Mail{std::move(*parsed)};
+}
+
+std::optional<SessionEvent> SmtpSession::onRcpt(std::string_view verb, std::string_view argument) {
+  if (state_ != State::Mail) return refuse(verb, argument, replies::needMail());
+  auto parsed = parseRcptCommand(argument);
+  if (!parsed) return refuse(verb, argument, parsed.error());
+  ++recipients_tried_;
+  if (recipients_accepted_ >= settings_.max_recipients) return refuse(verb, argument, replies::tooManyRecipients());
+  pending_ = Pending::Rcpt;
+  return ev::Rcpt{std::move(*parsed)};
+}
+
+std::optional<SessionEvent> SmtpSession::onData(std::string_view verb, std::string_view argument) {
+  if (!argument.empty()) return refuse(verb, argument, replies::syntax(verb));
+  if (state_ != State::Mail) return refuse(verb, argument, replies::needMail());
+  if (recipients_tried_ == 0) return refuse(verb, argument, replies::needRcpt());
+  // RFC 2920 §3.1: DATA pipelined after recipients that were all refused gets 554.
+  if (recipients_accepted_ == 0) return refuse(verb, argument, replies::noValidRecipients());
+  send(replies::startMailInput());
+  state_ = State::Data;
+  data_size_ = 0;
+  data_oversized_ = false;
+  data_flaw_ = Flaw::None;
+  previous_line_ended_crlf_ = true;
+  return std::nullopt;
+}
+
+std::optional<SessionEvent> SmtpSession::onRset(std::string_view verb, std::string_view argument) {
+  if (!argument.empty()) return refuse(verb, argument, replies::syntax(verb));
+  bool was_in_transaction = inTransaction();
+  resetTransaction();
+  if (state_ == State::Mail) state_ = State::Greeted;
+  send(replies::ok());
+  if (was_in_transaction) return ev::Reset{};
+  return std::nullopt;
+}
+
+std::optional<SessionEvent> SmtpSession::onNoop(std::string_view, std::string_view) {
+  send(replies::ok());
+  return std::nullopt;
+}
+
+std::optional<SessionEvent> SmtpSession::onQuit(std::string_view, std::string_view) {
+  send(replies::bye());
+  state_ = State::Closed;
+  return ev::Quit{};
+}
+
+std::optional<SessionEvent> SmtpSession::onVrfy(std::string_view verb, std::string_view argument) {
+  if (argument.empty()) return refuse(verb, argument, replies::syntax(verb));
+  send(replies::cannotVerify());
+  return std::nullopt;
+}
+
+std::optional<SessionEvent> SmtpSession::onHelp(std::string_view, std::string_view) {
+  send(replies::help());
+  return std::nullopt;
+}
+
+std::optional<SessionEvent> SmtpSession::onNotImplemented(std::string_view verb, std::string_view argument) {
+  return refuse(verb, argument, replies::notImplemented());
+}
+
+Reply SmtpSession::ehloReply() const {
+  // RFC 5321 §4.1.1.1: the first line names the server, each further line one extension.
+  std::string lines = settings_.hostname;
+  lines += settings_.max_message_bytes ? "\nSIZE " + std::to_string(settings_.max_message_bytes) : std::string("\nSIZE");
+  lines += "\nPIPELINING\n8BITMIME\nENHANCEDSTATUSCODES";
+  return Reply::of(250, "", lines);
 }
 
 SessionEvent SmtpSession::dataLines() {
@@ -298,12 +327,12 @@ SessionEvent SmtpSession::endOfData() {
   switch (flaw) {
     case Flaw::BareLineFeed:
     case Flaw::BareCarriageReturn: {
-      Reply reply = Reply::of(550, "5.5.2", "Error: bare <LF> or <CR> received in message data (RFC 5321 2.3.8)");
+      const Reply& reply = replies::bareLineEnd();
       send(reply);
       return ev::DataRefused{reply, flaw == Flaw::BareLineFeed ? "bare LF in DATA" : "bare CR in DATA", size};
     }
     case Flaw::LineTooLong: {
-      Reply reply = Reply::of(500, "5.5.2", "Error: line too long in message data");
+      const Reply& reply = replies::dataLineTooLong();
       send(reply);
       return ev::DataRefused{reply, "line longer than 1000 octets in DATA", size};
     }
@@ -311,13 +340,32 @@ SessionEvent SmtpSession::endOfData() {
       break;
   }
   if (oversized) {
-    Reply reply = Reply::of(552, "5.3.4", "Error: message size exceeds fixed maximum message size");
+    const Reply& reply = replies::messageTooBig();
     send(reply);
     return ev::DataRefused{reply, "message size " + std::to_string(size) + " exceeds " +
                                       std::to_string(settings_.max_message_bytes), size};
   }
   pending_ = Pending::EndOfData;
   return ev::EndOfData{size};
+}
+
+void SmtpSession::accept() {
+  switch (pending_) {
+    case Pending::Helo:
+      answer(pending_extended_ ? ehloReply() : replies::heloAccepted(settings_.hostname));
+      return;
+    case Pending::Mail:
+      answer(replies::senderAccepted());
+      return;
+    case Pending::Rcpt:
+      answer(replies::recipientAccepted());
+      return;
+    case Pending::EndOfData:
+      answer(replies::ok());
+      return;
+    case Pending::None:
+      return;
+  }
 }
 
 void SmtpSession::answer(const Reply& reply) {

@@ -15,11 +15,12 @@
 
 #include "gateway/smtp/address.h"
 #include "gateway/smtp/reply.h"
+#include "gateway/smtp/replies.h"
 
 namespace mailgate {
 
 struct SessionSettings {
-  std::string hostname = "localhost";
+  std::string hostname = "localhost";  // banner, EHLO reply
   uint32_t max_recipients = 100;
   // The size limit advertised with SIZE and enforced while DATA arrives; 0: none advertised.
   uint64_t max_message_bytes = 0;
@@ -69,10 +70,17 @@ class SmtpSession {
 
   explicit SmtpSession(SessionSettings settings);
 
-  // The opening reply: 220 to serve, or a 421 (too many connections, shutting down) to close.
-  void greet(const Reply& reply);
+  // The banner: "220 <hostname> ESMTP mailgate".
+  void greet();
+  // A refused greeting: a 421 closes at once; a 554 (RFC 5321 §3.1) keeps the connection until
+  // QUIT, answering every other command 503.
+  void greet(const Reply& refusal);
   void receive(std::string_view bytes);
   SessionEvent next();
+  // The session's own positive reply to the pending command: the HELO/EHLO reply (with the
+  // keywords of the extensions offered), 250 2.1.0 to MAIL, 250 2.1.5 to RCPT.
+  void accept();
+  // Any other reply to the pending command: a refusal, or a reply relayed from the downstream.
   void answer(const Reply& reply);
   // Ends the session at once with `reply` (a 421: timeout, shutdown, error).
   void close(const Reply& reply);
@@ -89,12 +97,29 @@ class SmtpSession {
   void setSettings(SessionSettings settings) { settings_ = std::move(settings); }
 
  private:
-  enum class State { Connected, Greeted, Mail, Data, Closed };
+  enum class State { Connected, Greeted, Mail, Data, RefusedAtGreeting, Closed };
+  using Handler = std::optional<SessionEvent> (SmtpSession::*)(std::string_view verb, std::string_view argument);
+  struct CommandRow {
+    std::string_view verb;
+    Handler handler;
+  };
+  static const CommandRow command_table[];
   enum class Pending { None, Helo, Mail, Rcpt, EndOfData };
   enum class Flaw { None, BareLineFeed, BareCarriageReturn, LineTooLong };
 
   // An event for the host, or nullopt when the command was answered here and parsing goes on.
   std::optional<SessionEvent> command(std::string_view line);
+  std::optional<SessionEvent> onHelo(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onMail(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onRcpt(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onData(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onRset(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onNoop(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onQuit(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onVrfy(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onHelp(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onNotImplemented(std::string_view verb, std::string_view argument);
+  Reply ehloReply() const;
   SessionEvent dataLines();
   SessionEvent endOfData();
   SessionEvent refuse(std::string_view verb, std::string_view argument, const Reply& reply);
@@ -110,6 +135,7 @@ class SmtpSession {
   std::string output_;
   std::string chunk_;  // unstuffed content handed out by the last DataChunk
   std::optional<session_event::Helo> deferred_helo_;
+  bool pending_extended_ = false;  // the pending Helo was EHLO
   bool discarding_long_line_ = false;
   bool discarded_cr_last_ = false;
   uint32_t protocol_errors_ = 0;

@@ -39,7 +39,8 @@ struct Transaction {
   double score = 0;
   bool tagged = false;
   std::vector<StageOutcome> outcomes;
-  std::shared_ptr<TransactionScratch> scratch = std::make_shared<TransactionScratch>();
+  std::shared_ptr<Scratch> scratch = std::make_shared<Scratch>();
+  std::optional<DelayedRefusal> delayed;  // decided at MAIL, answered at a later phase
 
   // Takes in one phase's result; true when it ended the transaction (TempFail or Reject).
   bool absorb(PhaseResult result);
@@ -52,6 +53,7 @@ struct SessionFacts {
   std::string client_ip;
   uint16_t client_port = 0;
   std::string helo;
+  bool esmtp = false;  // the client said EHLO
 };
 
 // The action a reply stands for: 2xx accept (or tag when a stage tagged), 4xx tempfail, 5xx reject.
@@ -63,5 +65,9 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
                                  std::string_view action, const std::string& reply);
 nlohmann::json commandRecord(const SessionFacts& session, std::string_view command, const Reply& reply);
 nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply, std::string_view reason);
+// A session that ended without a transaction: what the connect and HELO stages said, the
+// refused greeting if there was one, and why it ended.
+nlohmann::json sessionRecord(const SessionFacts& session, const std::vector<StageOutcome>& outcomes,
+                             const std::optional<Reply>& greeting_refusal, std::string_view why);
 
 }  // namespace mailgate

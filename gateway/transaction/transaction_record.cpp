@@ -1,4 +1,4 @@
-#include "gateway/log/transaction_record.h"
+#include "gateway/transaction/transaction_record.h"
 
 #include "gateway/log/decision_log.h"
 
@@ -20,6 +20,7 @@ double milliseconds(std::chrono::microseconds duration) { return static_cast<dou
 
 bool Transaction::absorb(PhaseResult result) {
   for (auto& outcome : result.outcomes) outcomes.push_back(std::move(outcome));
+  if (!delayed && result.delayed) delayed = std::move(result.delayed);
   if (result.kind == Verdict::Kind::TempFail || result.kind == Verdict::Kind::Reject) return true;
   for (auto& header : result.headers) headers.push_back(std::move(header));
   for (auto& entry : result.auth_results) auth_results.push_back(std::move(entry));
@@ -40,6 +41,7 @@ nlohmann::json stageRecord(const StageOutcome& outcome) {
                           {"reason", outcome.reason},
                           {"ms", milliseconds(outcome.duration)}};
   if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
+  if (outcome.answer_at) stage["answer_at"] = phaseName(*outcome.answer_at);
   if (outcome.shadow) stage["shadow"] = true;
   if (outcome.kind == Verdict::Kind::Tag || outcome.scored || outcome.score != 0) stage["score"] = outcome.score;
   for (const auto& [key, value] : outcome.details) stage[key] = value;
@@ -105,6 +107,22 @@ nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply,
   record["action"] = actionOf(reply, false);
   record["reply"] = reply.summary();
   record["reason"] = reason;
+  return record;
+}
+
+nlohmann::json sessionRecord(const SessionFacts& session, const std::vector<StageOutcome>& outcomes,
+                             const std::optional<Reply>& greeting_refusal, std::string_view why) {
+  nlohmann::json record = base(session, "session");
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& outcome : outcomes) stages.push_back(stageRecord(outcome));
+  record["stages"] = std::move(stages);
+  if (greeting_refusal) {
+    record["action"] = actionOf(*greeting_refusal, false);
+    record["reply"] = greeting_refusal->summary();
+  } else {
+    record["action"] = "none";
+  }
+  record["reason"] = why;
   return record;
 }
 

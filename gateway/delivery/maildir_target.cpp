@@ -1,0 +1,20 @@
+#include "gateway/delivery/maildir_target.h"
+
+#include "gateway/net/thread_pool.h"
+#include "gateway/smtp/replies.h"
+
+namespace mailgate {
+
+void MaildirTarget::recipient(const Runtime&, const Envelope&, const Path&, RecipientDone done) { done(std::nullopt); }
+
+void MaildirTarget::message(const Runtime& runtime, std::shared_ptr<const OutgoingMessage> message, MessageDone done) {
+  auto maildir = runtime.maildir;
+  auto result = std::make_shared<std::expected<std::string, std::string>>();
+  queueWork(
+      loop_, [maildir, message, result] { *result = maildir->deliver(*message); },
+      [result, done = std::move(done)]() mutable {
+        done(*result ? replies::queuedLocally(**result) : replies::localDeliveryFailed());
+      });
+}
+
+}  // namespace mailgate
