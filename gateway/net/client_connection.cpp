@@ -16,8 +16,9 @@ namespace ev = session_event;
 // leave unread, before the gateway stops reading from it: bounded memory per connection.
 constexpr std::size_t max_input_ahead_octets = 256 * 1024;
 constexpr std::size_t max_unread_output_octets = 1024 * 1024;
-// How long the last replies may take to leave once a connection is closing.
-constexpr std::chrono::seconds close_linger{10};
+// How long the last replies may take to leave once a connection is closing: a client that
+// pipelined many commands ending in QUIT and reads slowly still gets them all, the 221 included.
+constexpr std::chrono::milliseconds close_linger = std::chrono::seconds(10);
 
 template <class... Ts>
 struct Overloaded : Ts... {
