@@ -72,6 +72,25 @@ def test_downstream_reply_to_the_message_is_relayed_on_success(gateway, sink):
     assert len(sink.wait_for_messages(1)) == 1
 
 
+def test_long_helo_keeps_every_received_line_within_998_octets(gateway, sink):
+    """RFC 5322 §2.1.1: a header line is at most 998 octets. A 990-octet HELO (it fits in a
+    1000-octet command line) once made a 1,019-octet Received: line; the name is cut to 255
+    octets, the longest domain (RFC 5321 §4.5.3.1.2)."""
+    helo = ("a" * 62 + ".") * 15 + "b" * 45
+    assert len(helo) == 990
+    content = make_message()
+    with Raw(gateway.port) as raw:
+        raw.greet()
+        raw.ehlo(helo)
+        raw.transaction("a@example.com", ["b@example.org"], content).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    prepended = delivery.content()[: -len(content)]
+    lines = prepended.split(b"\r\n")[:-1]
+    assert max(len(line) for line in lines) <= 998, [len(line) for line in lines]
+    headers = prepended_headers(delivery.content(), content)
+    check_received(headers, helo=helo[:255])
+
+
 def ipv6_loopback_available() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as s:
