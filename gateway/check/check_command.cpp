@@ -37,7 +37,7 @@ class NowhereTarget final : public DeliveryTarget {
   void recipient(const Runtime&, const Envelope&, const Path&, RecipientDone done) override { done(std::nullopt); }
   void message(const Runtime&, std::shared_ptr<const OutgoingMessage> message, MessageDone done) override {
     added_headers = message->addedHeaders();
-    done(Reply::of(250, "2.0.0", "accepted (the gateway relays the downstream's reply)"));
+    done({Reply::of(250, "2.0.0", "accepted (the gateway relays the downstream's reply)")});
   }
   void reset() override {}
   void release() override {}

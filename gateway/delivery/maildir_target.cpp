@@ -13,7 +13,8 @@ void MaildirTarget::message(const Runtime& runtime, std::shared_ptr<const Outgoi
   queueWork(
       loop_, [maildir, message, result] { *result = maildir->deliver(*message); },
       [result, done = std::move(done)]() mutable {
-        done(*result ? replies::queuedLocally(**result) : replies::localDeliveryFailed());
+        if (*result) done({replies::queuedLocally(**result)});
+        else done({replies::localDeliveryFailed(), std::nullopt, "maildir: " + result->error()});
       });
 }
 

@@ -13,15 +13,17 @@ void RelayTarget::recipient(const Runtime& runtime, const Envelope& envelope, co
     config_ = runtime.config;
   }
   downstream_->recipient(envelope.sender, envelope.declared_size, envelope.body, recipient,
-                         [done = std::move(done)](const Reply& reply) mutable { done(reply); });
+                         [done = std::move(done)](const DownstreamAnswer& answer) mutable { done(answer.reply); });
 }
 
 void RelayTarget::message(const Runtime&, std::shared_ptr<const OutgoingMessage> message, MessageDone done) {
   if (!downstream_) {
-    done(Downstream::unavailable("no connection"));
+    done({Downstream::unavailable("no connection"), std::nullopt, "no connection"});
     return;
   }
-  downstream_->message(std::move(message), [done = std::move(done)](const Reply& reply) mutable { done(reply); });
+  downstream_->message(std::move(message), [done = std::move(done)](const DownstreamAnswer& answer) mutable {
+    done({answer.reply, answer.violating_reply, answer.problem});
+  });
 }
 
 void RelayTarget::reset() {

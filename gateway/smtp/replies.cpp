@@ -159,9 +159,9 @@ Reply downstreamUnavailable(std::string_view why) {
   auto reply = Reply::make(451, "4.4.1", "Downstream server unavailable, try again later (" + std::string(why) + ")");
   return reply ? std::move(*reply) : Reply::of(451, "4.4.1", "Downstream server unavailable, try again later");
 }
-Reply downstreamOutOfProtocol(std::string_view what) {
-  auto reply = Reply::make(451, "4.4.2", "Downstream server answered out of protocol, try again later (" + std::string(what) + ")");
-  return reply ? std::move(*reply) : Reply::of(451, "4.4.2", "Downstream server answered out of protocol, try again later");
+Reply downstreamBrokeProtocol(std::string_view what) {
+  auto reply = Reply::make(451, "4.4.2", "Downstream server broke the protocol, try again later (" + std::string(what) + ")");
+  return reply ? std::move(*reply) : Reply::of(451, "4.4.2", "Downstream server broke the protocol, try again later");
 }
 
 std::vector<Entry> catalogue() {
@@ -172,7 +172,7 @@ std::vector<Entry> catalogue() {
                        relayDenied("a@b"), tooManyConnections(), tooManyConnectionsFromClient(), untrustedProxy(),
                        badProxyHeader(), timeout("h"), shuttingDown(), stageTimedOut(), stageMisbehaved(),
                        cannotStoreMessage(), cannotReadMessage(), localDeliveryFailed(), queuedLocally("x"),
-                       downstreamUnavailable("x"), downstreamOutOfProtocol("x")};
+                       downstreamUnavailable("x"), downstreamBrokeProtocol("x")};
   std::vector<Entry> entries;
   for (const Reply& reply : all) {
     Entry entry{reply.code(), reply.enhanced()};

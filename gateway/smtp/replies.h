@@ -56,7 +56,7 @@ const Reply& cannotReadMessage();             // 451 4.3.0: the spool could not 
 const Reply& localDeliveryFailed();           // 451 4.3.0: the Maildir write failed
 Reply queuedLocally(std::string_view id);     // 250 2.0.0 Ok: queued as <id> (Maildir)
 Reply downstreamUnavailable(std::string_view why);       // 451 4.4.1
-Reply downstreamOutOfProtocol(std::string_view what);    // 451 4.4.2
+Reply downstreamBrokeProtocol(std::string_view what);    // 451 4.4.2
 
 // Every reply above as (code, enhanced code), for the check against the README's table.
 struct Entry {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "gateway/relay/outgoing_message.h"
 #include "gateway/smtp/address.h"
@@ -20,12 +21,21 @@ struct Envelope {
   BodyType body = BodyType::Unspecified;
 };
 
+// What delivering the message came to.
+struct DeliveryAnswer {
+  Reply reply;  // for the client: the downstream's own reply, or the 4xx given in its place
+  // For the decision log: the downstream's reply that `reply` stands in for (one out of RFC
+  // 5321's sequence), and what went wrong when `reply` is not simply the answer ("timed out").
+  std::optional<Reply> downstream_reply = {};
+  std::string problem = {};
+};
+
 class DeliveryTarget {
  public:
   // nullopt: the recipient is taken (the session gives its own 250); else the reply to give: a
   // refusal, or the downstream's own words.
   using RecipientDone = std::move_only_function<void(std::optional<Reply>)>;
-  using MessageDone = std::move_only_function<void(Reply)>;
+  using MessageDone = std::move_only_function<void(DeliveryAnswer)>;
 
   virtual ~DeliveryTarget() = default;
   // One recipient the pipeline passed, under the transaction's runtime snapshot.

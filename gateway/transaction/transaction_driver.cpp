@@ -284,32 +284,38 @@ void TransactionDriver::deliver(Answer answer) {
   uint64_t generation = generation_;
   host_.deliveryTarget().message(
       *runtime_, std::move(message),
-      [this, alive, generation, sent, answer = std::move(answer)](Reply reply) mutable {
+      [this, alive, generation, sent, answer = std::move(answer)](DeliveryAnswer delivered) mutable {
         auto still = alive.lock();
         if (!still || !*still || ended_ || generation != generation_ || !transaction_) return;
         Transaction& transaction = *transaction_;
         transaction.downstream_time +=
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sent);
-        transaction.downstream_reply = reply.summary();
+        transaction.downstream_reply = (delivered.downstream_reply ? *delivered.downstream_reply : delivered.reply).summary();
         // RFC 5321 §4.3.2: the end of data is answered 250, 4xx or 5xx; anything else must not
         // reach the client as such (a 2xx from nowhere would lose the message).
+        const Reply& reply = delivered.reply;
         bool in_protocol = reply.code() == 250 || reply.transient() || reply.permanent();
-        finish(in_protocol ? reply : replies::downstreamOutOfProtocol("reply " + reply.summary() + " to the end of data"),
-               answer);
+        std::string reason = delivered.problem.empty() ? std::string() : "downstream: " + delivered.problem;
+        finish(in_protocol ? reply : replies::downstreamBrokeProtocol("reply " + reply.summary() + " to the end of data"),
+               answer, reason);
       });
 }
 
-void TransactionDriver::finish(const Reply& reply, Answer& answer) {
+void TransactionDriver::finish(const Reply& reply, Answer& answer, std::string_view reason) {
   std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
   ++generation_;
   SessionFacts facts = facts_;  // answering may run a pipelined EHLO, which changes them
+  std::string why(reason);
   answer(reply);
-  if (finished) writeRecord(facts, *finished, reply);
+  if (finished) writeRecord(facts, *finished, reply, why);
 }
 
-void TransactionDriver::writeRecord(const SessionFacts& facts, const Transaction& transaction, const Reply& reply) {
+void TransactionDriver::writeRecord(const SessionFacts& facts, const Transaction& transaction, const Reply& reply,
+                                    std::string_view reason) {
   ++transaction_records_;
-  host_.record(transactionRecord(facts, transaction, actionOf(reply, transaction.tagged), reply.summary()));
+  auto record = transactionRecord(facts, transaction, actionOf(reply, transaction.tagged), reply.summary());
+  if (!reason.empty()) record["reason"] = reason;
+  host_.record(record);
 }
 
 void TransactionDriver::dataRefused(const Reply& reply, std::string reason, uint64_t size) {

@@ -96,8 +96,11 @@ class TransactionDriver {
   void deliver(Answer answer);
   // Answers the client first, then writes the transaction's record (the reply is what the
   // client waits for; the record is not).
-  void finish(const Reply& reply, Answer& answer);
-  void writeRecord(const SessionFacts& facts, const Transaction& transaction, const Reply& reply);
+  // `reason` goes into the record when the reply is not what it seems (the downstream broke the
+  // protocol, timed out).
+  void finish(const Reply& reply, Answer& answer, std::string_view reason = {});
+  void writeRecord(const SessionFacts& facts, const Transaction& transaction, const Reply& reply,
+                   std::string_view reason = {});
   void abandon(std::string_view why);
   Reply greetingRefusal(const PhaseResult& result) const;
 
