@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "filters/auth_facts.h"
 #include "filters/dkim/dkim_stage.h"
 #include "gateway/pipeline/pipeline.h"
 #include "tests/unit/filters/spf/memory_dns.h"
@@ -123,7 +124,7 @@ BOOST_AUTO_TEST_CASE(the_stage_reads_the_message_while_it_arrives) {
   InlineJobRunner runner;
   StageInput input;
   input.phase = Phase::EndOfData;
-  input.scratch = std::make_shared<TransactionScratch>();
+  input.scratch = std::make_shared<Scratch>();
   input.background = &runner;
   for (std::size_t at = 0; at < message.size(); at += 100) pipeline->messageBytes(input, std::string_view(message).substr(at, 100));
   std::optional<PhaseResult> result;
@@ -132,7 +133,7 @@ BOOST_AUTO_TEST_CASE(the_stage_reads_the_message_while_it_arrives) {
   BOOST_REQUIRE_EQUAL(result->auth_results.size(), 2u);
   BOOST_TEST(result->auth_results[0].starts_with("dkim=pass header.d=football.example.com header.s=brisbane header.a=ed25519-sha256"));
   BOOST_TEST(result->auth_results[1].starts_with("dkim=permerror reason=\"no key for this signature\" header.d=football.example.com header.s=test"));
-  auto facts = input.scratch->auth()->dkim();
+  auto facts = input.scratch->shared<AuthFacts>()->dkim();
   BOOST_REQUIRE_EQUAL(facts.size(), 2u);
   BOOST_TEST(facts[0].result == "pass");
   BOOST_TEST(facts[0].selector == "brisbane");
@@ -154,7 +155,7 @@ BOOST_AUTO_TEST_CASE(a_verification_that_does_not_finish_is_a_tempfail) {
   TimingOutRunner runner;
   StageInput input;
   input.phase = Phase::EndOfData;
-  input.scratch = std::make_shared<TransactionScratch>();
+  input.scratch = std::make_shared<Scratch>();
   input.background = &runner;
   stage.messageBytes(input, "From: a@example.com\r\n\r\nbody\r\n");
   Step step = stage.check(input);
