@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/net/address_probe.h"
 #include "gateway/net/shared_state.h"
 #include "gateway/net/worker.h"
 
@@ -79,6 +80,12 @@ int runServer(Config config, std::optional<std::string> config_path) {
     return 1;
   }
   const Config& current = *(*runtime)->config;
+  for (const auto& address : current.server.listen) {
+    if (auto free = checkAddressFree(address); !free) {
+      std::fprintf(stderr, "mailgate: cannot listen on %s\n", free.error().c_str());
+      return 1;
+    }
+  }
   auto log = DecisionLog::open(current.log.path);
   if (!log) {
     std::fprintf(stderr, "mailgate: %s\n", log.error().c_str());

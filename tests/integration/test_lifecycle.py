@@ -447,3 +447,48 @@ def test_decision_log_records_refusals_at_mail(gateway):
     assert len(records) == 1, records_for_client(gateway.log_records(), port)
     assert records[0].get("action") == "reject"
     assert str(records[0]["reply"]).startswith(f"{reply.code} {reply.lines[0]}".rstrip())
+
+
+# ------------------------------------------------------------------------------- address in use
+def test_a_second_gateway_on_a_live_address_refuses_to_start(start_gateway, sink):
+    first = start_gateway(sink=sink)
+    # A test instance with no stages, on the live address: it must not take a share of the mail.
+    second = start_gateway(sink=sink, port=first.port, stages=[], wait=False, name="second")
+    try:
+        code = second.wait(10)
+    finally:
+        second.stop(check=False)  # kills it if it is still running
+    assert code != 0, "the second gateway exited 0"
+    stderr = second.stderr_text()
+    assert f"127.0.0.1:{first.port}" in stderr and "in use" in stderr, stderr
+    for n in range(8):
+        with Raw.session(first.port) as raw:
+            raw.transaction("a@example.com", ["b@example.org"], make_message(subject=f"m{n}")).check(250)
+            raw.cmd("QUIT")
+    assert len(sink.wait_for_messages(8)) == 8
+    assert len(first.wait_for_records(lambda r: r.get("type") == "transaction", count=8)) == 8
+
+
+def time_wait_sockets(port: int) -> int:
+    """Connections on local port `port` in TIME_WAIT (state 06 in /proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "06":
+                count += 1
+    return count
+
+
+def test_a_restart_right_after_stop_binds_despite_time_wait(start_gateway, sink):
+    first = start_gateway(sink=sink, server={"workers": 4})
+    for _ in range(3):
+        with Raw.session(first.port) as raw:
+            raw.transaction("a@example.com", ["b@example.org"], make_message()).check(250)
+            raw.cmd("QUIT").check(221)
+            raw.expect_closed()  # the gateway closed first: its side waits in TIME_WAIT
+    first.stop()
+    assert time_wait_sockets(first.port) > 0, "no connection in TIME_WAIT: the test proves nothing"
+    again = start_gateway(sink=sink, port=first.port, server={"workers": 4}, name="restarted")
+    with Raw.session(again.port) as raw:
+        raw.transaction("a@example.com", ["b@example.org"], make_message()).check(250)
