@@ -23,12 +23,18 @@ namespace {
 // DNS hangs holds one thread until dns.timeout; 128 such senders at once before others wait.
 constexpr const char* default_thread_pool_size = "128";
 
+// How often records dropped by a stuck decision log are reported on standard error: while the log
+// is stuck the operator hears of it, without a line per record.
+constexpr uint64_t log_overflow_report_ms = 10'000;
+
 struct Controller {
   SharedState* shared;
   std::vector<std::unique_ptr<Worker>>* workers;
   std::optional<std::string> config_path;
   Duration shutdown_timeout;
   uv_signal_t term{}, interrupt{}, hangup{};
+  uv_timer_t overflow_report{};
+  uint64_t reported_drops = 0;
   bool stopping = false;
 };
 
@@ -51,6 +57,18 @@ void reload(Controller& controller) {
   std::fprintf(stderr, "mailgate: configuration reloaded from %s\n", controller.config_path->c_str());
 }
 
+void reportLogOverflow(Controller& controller) {
+  uint64_t dropped = controller.shared->log().dropped();
+  if (dropped == controller.reported_drops) return;
+  std::fprintf(stderr,
+               "mailgate: decision log %s: %llu records dropped (%llu since start): the log does not take "
+               "records as fast as they come (queue full) or cannot be written\n",
+               controller.shared->log().path().c_str(),
+               static_cast<unsigned long long>(dropped - controller.reported_drops),
+               static_cast<unsigned long long>(dropped));
+  controller.reported_drops = dropped;
+}
+
 void stop(Controller& controller) {
   if (controller.stopping) return;
   controller.stopping = true;
@@ -59,6 +77,7 @@ void stop(Controller& controller) {
   for (auto& worker : *controller.workers) worker->drain(controller.shutdown_timeout);
   for (uv_signal_t* signal : {&controller.term, &controller.interrupt, &controller.hangup})
     uv_close(reinterpret_cast<uv_handle_t*>(signal), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&controller.overflow_report), nullptr);
 }
 
 }  // namespace
@@ -126,11 +145,21 @@ int runServer(Config config, std::optional<std::string> config_path) {
   uv_signal_start(&controller.interrupt, on_stop, SIGINT);
   uv_signal_start(&controller.hangup, [](uv_signal_t* signal, int) { reload(*static_cast<Controller*>(signal->data)); },
                   SIGHUP);
+  uv_timer_init(loop, &controller.overflow_report);
+  controller.overflow_report.data = &controller;
+  uv_timer_start(
+      &controller.overflow_report,
+      [](uv_timer_t* timer) { reportLogOverflow(*static_cast<Controller*>(timer->data)); },
+      log_overflow_report_ms, log_overflow_report_ms);
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   uv_run(loop, UV_RUN_DEFAULT);
   for (auto& worker : workers) worker->join();
   workers.clear();
   uv_loop_close(loop);
+  // The last records (those of the drain) reach the log before the process exits; a log still
+  // stuck after the bound loses them, counted in the report below.
+  shared.log().stop(DecisionLog::exit_drain_bound);
+  reportLogOverflow(controller);
   std::fprintf(stderr, "mailgate: stopped\n");
   return 0;
 }

@@ -4,8 +4,11 @@ SIGHUP (reload) and the decision log (design.md §3 "Config", "Logs"; §4)."""
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -447,6 +450,123 @@ def test_decision_log_records_refusals_at_mail(gateway):
     assert len(records) == 1, records_for_client(gateway.log_records(), port)
     assert records[0].get("action") == "reject"
     assert str(records[0]["reply"]).startswith(f"{reply.code} {reply.lines[0]}".rstrip())
+
+
+# ------------------------------------------------------------------------------- a stuck log
+REPLY_BOUND = 5.0  # every reply, while the log is stuck, within this (seconds)
+LOG_STUCK_SECONDS = 30.0
+# Refused MAILs, each one decision record of ~0.7 KiB: ~16 MB, twice the log's 8 MiB queue.
+FLOOD_RECORDS = 24_000
+
+
+class PipeReader:
+    """Reads a pipe to its end in a background thread."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return
+            self.data += chunk
+
+    def text(self) -> str:
+        return bytes(self.data).decode("utf-8")
+
+    def wait_closed(self, timeout: float) -> str:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the log pipe was not closed"
+        return self.text()
+
+
+def refused_mails(port: int, count: int) -> None:
+    """`count` pipelined MAILs refused by the size_limit stage (one decision record each), each
+    reply in time."""
+    with Raw.session(port, timeout=REPLY_BOUND) as raw:
+        raw.send("MAIL FROM:<flood@example.com> SIZE=999999999\r\n" * count)
+        for _ in range(count):
+            raw.read_reply().check(552, "5.3.4")
+        raw.cmd("QUIT").check(221)
+
+
+def parse_log(text: str) -> list[dict]:
+    """Every line one whole JSON object: a split or interleaved record fails here."""
+    assert text == "" or text.endswith("\n"), f"the log ends in a partial line: {text[-200:]!r}"
+    records = []
+    for line in text.split("\n")[:-1]:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"decision log line is not JSON ({e}): {line[:300]!r}")
+    return records
+
+
+@pytest.mark.time_limit(120)
+def test_a_log_nobody_reads_does_not_stop_mail(start_gateway, sink):
+    # log.path = "-" with standard output a pipe the test does not read for 30 s: it holds 64 KiB,
+    # then the gateway's queue fills, then records are counted and dropped. Mail never waits.
+    read_end, write_end = os.pipe()
+    reader = None
+    try:
+        try:
+            gateway = start_gateway(sink=sink, log={"path": "-"}, stdout=write_end)
+        finally:
+            os.close(write_end)
+        started = time.monotonic()
+        errors: list[str] = []
+        floods = [threading.Thread(target=lambda: errors.extend(run_guarded(refused_mails, gateway.port,
+                                                                            FLOOD_RECORDS // 2)))
+                  for _ in range(2)]
+        for t in floods:
+            t.start()
+        for t in floods:
+            t.join(60)
+        assert not errors, errors
+        messages = 0
+        while time.monotonic() - started < LOG_STUCK_SECONDS:
+            with Raw.session(gateway.port, timeout=REPLY_BOUND) as raw:
+                raw.transaction("a@example.com", ["b@example.org"],
+                                make_message(subject=f"message {messages}")).check(250)
+                raw.cmd("QUIT").check(221)
+            messages += 1
+            time.sleep(0.1)
+        assert gateway.running
+        assert len(sink.wait_for_messages(messages)) == messages
+        # The operator heard of it while the log was stuck (a report every 10 s).
+        reports = re.findall(r"decision log -: (\d+) records dropped \((\d+) since start\)", gateway.stderr_text())
+        assert reports, f"no report of dropped records on stderr:\n{gateway.stderr_text()}"
+
+        reader = PipeReader(read_end)
+        wait_until(lambda: '"log_overflow"' in reader.text(), 15, "the log_overflow record")
+        gateway.stop()
+        text = reader.wait_closed(10)
+    finally:
+        os.close(read_end)  # when the test failed early, a stuck gateway gets EPIPE and can stop
+    records = parse_log(text)
+    overflows = [r for r in records if r.get("type") == "log_overflow"]
+    dropped = sum(r["dropped"] for r in overflows)
+    transactions = [r for r in records if r.get("type") == "transaction"]
+    assert dropped > 0 and overflows[-1]["dropped_total"] == dropped, overflows
+    # Every record is either in the log or counted: none lost silently, none twice.
+    assert len(transactions) + dropped == FLOOD_RECORDS + messages, (
+        f"{len(transactions)} records + {dropped} dropped != {FLOOD_RECORDS} + {messages}")
+    totals = [int(total) for _, total in re.findall(r"decision log -: (\d+) records dropped \((\d+) since start\)",
+                                                    gateway.stderr_text())]
+    assert max(totals) == dropped, gateway.stderr_text()
+
+
+def run_guarded(function, *args) -> list[str]:
+    """Runs `function` in a thread; returns its failure as a list of one message (or none)."""
+    try:
+        function(*args)
+    except BaseException as e:  # noqa: BLE001 - reported to the test's thread
+        return [f"{type(e).__name__}: {e}"]
+    return []
 
 
 # ------------------------------------------------------------------------------- address in use
