@@ -1,5 +1,6 @@
 """The process around the sessions: config validation (--check-config), SIGTERM (drain, then exit 0),
-SIGHUP (reload) and the decision log (design.md §3 "Config", "Logs"; §4)."""
+SIGHUP (reload, reopen the log), SIGUSR1 (reopen the log), stray signals, the listen address held by
+another process, and the decision log, also when nobody reads it (design.md §3 "Config", "Logs"; §4)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from harness import (
     dot_stuff,
     free_port,
     make_message,
+    open_transaction,
     records_for_client,
     run,
 )
@@ -567,6 +569,134 @@ def run_guarded(function, *args) -> list[str]:
     except BaseException as e:  # noqa: BLE001 - reported to the test's thread
         return [f"{type(e).__name__}: {e}"]
     return []
+
+
+# ------------------------------------------------------------------------------- log rotation
+class Traffic:
+    """Transactions one after another in a background thread, each with its own sender."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sent: list[str] = []
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                sender = f"n{len(self.sent)}@example.com"
+                with Raw.session(self.port, timeout=REPLY_BOUND) as raw:
+                    raw.transaction(sender, ["b@example.org"], make_message(sender=sender)).check(250)
+                    raw.cmd("QUIT")
+                self.sent.append(sender)
+        except BaseException as e:  # noqa: BLE001 - reported by stop()
+            self.errors.append(f"{type(e).__name__}: {e}")
+
+    def stop(self) -> list[str]:
+        self.stopping.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the traffic thread did not finish"
+        assert not self.errors, self.errors
+        assert self.sent, "no transaction was sent"
+        return self.sent
+
+
+def transaction_senders(path: Path) -> list[str]:
+    return [bare(r.get("sender")) for r in parse_log(path.read_text() if path.exists() else "")
+            if r.get("type") == "transaction"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGHUP], ids=["SIGUSR1", "SIGHUP"])
+def test_log_rotation_loses_and_splits_no_record(start_gateway, sink, sig):
+    gateway = start_gateway(sink=sink)
+    rotated = gateway.log_path.with_name("decisions.jsonl.1")
+    traffic = Traffic(gateway.port)
+    time.sleep(1.0)
+    os.rename(gateway.log_path, rotated)  # as logrotate does, then it signals
+    gateway.signal(sig)
+    wait_until(lambda: gateway.log_path.exists(), 5, "the log to be reopened at log.path")
+    time.sleep(1.0)
+    sent = traffic.stop()
+    assert gateway.running, f"{sig.name} ended the gateway"
+
+    def logged() -> list[str]:
+        return transaction_senders(rotated) + transaction_senders(gateway.log_path)
+
+    wait_until(lambda: set(sent) <= set(logged()), 5, "a record for every transaction")
+    time.sleep(0.2)  # a duplicate, if any, would be there by now
+    old, new = transaction_senders(rotated), transaction_senders(gateway.log_path)
+    assert old and new, f"{len(old)} records in the rotated file, {len(new)} in the new one"
+    assert sorted(old + new) == sorted(sent), "each transaction must have exactly one record"
+    # Records before the signal stayed in the old file, those after it went to the new one.
+    assert max(sent.index(s) for s in old) < min(sent.index(s) for s in new)
+    if sig == signal.SIGHUP:
+        assert "configuration reloaded" in gateway.stderr_text()
+
+
+def test_sighup_moves_the_log_to_a_new_log_path(start_gateway, sink):
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.transaction("before@example.com", ["b@example.org"], make_message()).check(250)
+    moved = gateway.workdir / "moved.jsonl"
+    gateway.write_config(build_config(log={"path": str(moved)}))
+    gateway.signal(signal.SIGHUP)
+    wait_until(moved.exists, 5, "the log to be reopened at the new log.path")
+    with Raw.session(gateway.port) as raw:
+        raw.transaction("after@example.com", ["b@example.org"], make_message()).check(250)
+    wait_until(lambda: "after@example.com" in transaction_senders(moved), 5, "the record in the new file")
+    assert transaction_senders(gateway.log_path) == ["before@example.com"]
+    assert transaction_senders(moved) == ["after@example.com"]
+
+
+# ------------------------------------------------------------------------------- stray signals
+# What an operator, a library or the system may send; each one's default would end the process
+# at once (README "Signals").
+STRAY_SIGNALS = [signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE, signal.SIGVTALRM, signal.SIGPROF,
+                 signal.SIGIO, signal.SIGPWR, signal.SIGSTKFLT, signal.SIGXFSZ, signal.SIGRTMIN,
+                 signal.SIGRTMIN + 5, signal.SIGRTMAX]
+
+
+def test_stray_signals_do_not_end_the_gateway(start_gateway, sink):
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:  # a session open across every signal
+        for number, sig in enumerate(STRAY_SIGNALS):
+            gateway.signal(sig)
+            time.sleep(0.2)
+            assert gateway.running, f"signal {sig} ended the gateway"
+            raw.transaction("a@example.com", ["b@example.org"],
+                            make_message(subject=f"after signal {int(sig)}")).check(250)
+        raw.cmd("QUIT").check(221)
+    assert len(sink.wait_for_messages(len(STRAY_SIGNALS))) == len(STRAY_SIGNALS)
+    # ... and SIGTERM still drains and exits 0 (the fixture checks).
+
+
+def test_sigxcpu_drains_like_sigterm(start_gateway, sink):
+    gateway = start_gateway(sink=sink)
+    gateway.signal(signal.SIGXCPU)  # RLIMIT_CPU's soft limit: clean up before SIGKILL
+    assert gateway.wait(15) == 0
+    assert "stopping" in gateway.stderr_text()
+
+
+def test_sigusr1_while_draining_does_not_end_the_gateway(start_gateway, sink):
+    gateway = start_gateway(sink=sink, server={"shutdown_timeout": "10s"})
+    raw = Raw.session(gateway.port)
+    try:
+        open_transaction(raw)
+        raw.send(b"Subject: in flight\r\n\r\nstill coming\r\n")
+        gateway.signal(signal.SIGTERM)
+        wait_until(lambda: new_connection_refused(gateway.port), 5, "the drain to start")
+        gateway.signal(signal.SIGUSR1)  # logrotate does not know the gateway is stopping
+        gateway.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert gateway.running, "a signal during the drain ended the gateway"
+        raw.send(b".\r\n")
+        raw.read_reply(timeout=10).check(250)
+        finish_politely(raw)
+    finally:
+        raw.close()
+    assert gateway.wait(15) == 0
 
 
 # ------------------------------------------------------------------------------- address in use
