@@ -778,6 +778,42 @@ def test_forged_auth_results_is_removed_from_a_signed_message(dkim_gateway, sink
     assert forged not in message_
 
 
+def test_forged_auth_results_in_every_spelling_is_removed(dkim_gateway, sink):
+    """Issue 12: RFC 5322 reads a field name in any case and with blanks before the colon
+    (obs-optional, §4.5.3), RFC 8601 §2.2 an authserv-id as a token or a quoted-string, after
+    comments, before a version. Each "forged" field claims our authserv-id in one of those ways
+    and does not reach the downstream; fields of another authserv-id, spelt the same ways, do, as
+    sent."""
+    forged = [
+        f"Authentication-Results : {HOSTNAME}; dmarc=pass header.from=forged1.example",
+        f'Authentication-Results: "{HOSTNAME}"; dmarc=pass header.from=forged2.example',
+        f"authentication-results:{HOSTNAME}; dkim=pass header.d=forged3.example",
+        f"AUTHENTICATION-RESULTS\t: {HOSTNAME.upper()}; spf=pass smtp.mailfrom=forged4.example",
+        f"Authentication-Results: {HOSTNAME} 1; dmarc=pass header.from=forged5.example",
+        f"Authentication-Results: (trusted) {HOSTNAME};\r\n\tdkim=pass header.d=forged6.example",
+        f'Authentication-Results:\r\n (c)\r\n "{HOSTNAME}" 1;\r\n dmarc=pass header.from=forged7.example',
+    ]
+    foreign = [
+        "Authentication-Results : other.example; dmarc=fail header.from=bank.example",
+        'Authentication-Results: "other.example"; dkim=fail header.d=bank.example',
+        f"Authentication-Results: ({HOSTNAME}) other.example 1; spf=fail smtp.mailfrom=bank.example",
+    ]
+    content = message(extra_headers=[forged[0], foreign[0], *forged[1:4], foreign[1], *forged[4:], foreign[2]])
+    sent = send(dkim_gateway(), content)
+    sent.end.check(250)
+    check_log(sent, result="none", verdict="tag", action="tag", expects=[])
+    message_ = delivered(sink, sent)
+    head = message_.partition(b"\r\n\r\n")[0] + b"\r\n"
+    assert b"forged" not in message_, head
+    for field in foreign:
+        assert head.count(field.encode() + b"\r\n") == 1, (field, head)
+    # ours, on top, and the foreign ones: nothing else named Authentication-Results in any spelling
+    named = re.findall(rb"(?im)^authentication-results[ \t]*:.*$", head)
+    assert len(named) == 1 + len(foreign), named
+    assert re.match(rb"Received: [^\r]*\r\n(?:[ \t][^\r]*\r\n)*Authentication-Results: " + re.escape(HOSTNAME.encode()) +
+                    rb";\r\n\tdkim=none\r\n", message_), head
+
+
 # ------------------------------------------------------------------------------- identifiers
 def test_an_invalid_d_is_a_permerror_and_never_a_header_d(dkim_gateway, sink, dns, keys, monkeypatch):
     """Issue 12, RFC 6376 §3.5: d= is a domain-name of LDH labels. A message signed by an
