@@ -32,7 +32,7 @@ std::string authResult(const DmarcEvaluation& evaluation) {
   } else if (!evaluation.reason.empty()) {
     entry += " reason=" + quoted(printable(evaluation.reason, 120));
   }
-  entry += " header.from=" + propertyValue(printable(evaluation.author_domain, 255, false));
+  entry += propertySpec("header.from", evaluation.author_domain);
   return entry;
 }
 

@@ -153,9 +153,10 @@ Verdict RulesStage::decide(const rules::ScanResult& scan, const Policy& policy, 
     if (spam && !policy.subject_prefix.empty() && subject)
       verdict.headers.push_back({"Subject", policy.subject_prefix + " " + *subject, true});
   }
-  // Whatever the verdict (and in shadow mode too): X-Spam-* fields from outside do not pass, only
-  // ours. An empty value only removes.
-  for (const char* name : {"X-Spam-Score", "X-Spam-Status", "X-Spam-Flag"}) verdict.headers.push_back({name, "", true});
+  // Whatever the verdict (and in shadow mode too): no X-Spam-* field from outside passes, only
+  // ours. Readers take any of them (X-Spam-Level, X-Spam-Report, ...) for this gateway's word, not
+  // only the three it writes. An empty value only removes; the "*" stands for any name so begun.
+  verdict.headers.push_back({"X-Spam-*", "", true});
   verdict.score = scan.score;  // logged for every verdict, not only a tag
   verdict.scored = true;
   verdict.details = {{"tag_score", formatScore(policy.tag_score)}};

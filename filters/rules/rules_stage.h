@@ -2,8 +2,8 @@
 // rules: SpamAssassin-syntax rules (rules/) scored against the message at the end of data, on the
 // thread pool. The summed score is compared with tag_score (X-Spam-Flag, optional Subject
 // prefix), tempfail_score (451 4.7.1) and reject_score (550 5.7.1 with the configured text);
-// X-Spam-Score and X-Spam-Status are added to every message scanned, and the same fields arriving
-// from outside are dropped (only this gateway may vouch for them). The rule set is loaded when
+// X-Spam-Score and X-Spam-Status are added to every message scanned, and every X-Spam-* field
+// arriving from outside is dropped (only this gateway may vouch for them). The rule set is loaded when
 // the configuration is, so SIGHUP reloads it with the rest, and a broken file keeps the old one.
 
 #include <memory>

@@ -95,8 +95,9 @@ std::string authResult(const SpfOutcome& outcome, const SpfRequest& request) {
   // RFC 8601 §2.7.2: smtp.mailfrom carries the checked address; smtp.helo the HELO identity.
   std::string entry = std::string("spf=") + spfResultName(outcome.result);
   if (outcome.result != SpfResult::Pass) entry += " (" + comment(outcome, request, request.receiver) + ")";
-  if (outcome.identity == "helo") entry += " smtp.helo=" + printable(outcome.domain, 255);
-  else entry += " smtp.mailfrom=" + printable(outcome.sender, 320);
+  // Both come from the client as it wrote them: quoted, or left out, per RFC 8601 §2.2.
+  if (outcome.identity == "helo") entry += propertySpec("smtp.helo", outcome.domain);
+  else entry += propertySpec("smtp.mailfrom", outcome.sender);
   return entry;
 }
 

@@ -237,6 +237,32 @@ def test_below_tag_score_is_delivered_unflagged_and_forged_fields_removed(rules_
                 hits=[("RAW_SMALL", 1.2, "A harmless marker")])
 
 
+def test_every_x_spam_field_from_outside_is_removed(rules_gateway, sink):
+    """Issue 12: a reader takes any X-Spam-* field for this gateway's word, not only the three the
+    stage writes: X-Spam-Level, X-Spam-Report, X-Spam-Checker-Version and the rest from outside do
+    not reach the downstream, whatever the case of their names or blanks before the colon
+    (RFC 5322 §4.5.3). Fields merely starting alike (X-Spam:, X-Spamd-Result:) are not ours."""
+    outside = ["X-Spam-Level: " + "*" * 50,
+               "X-Spam-Report: \r\n\t* -50 FORGED_WELCOMELIST the sender is on a welcome list",
+               "X-Spam-Checker-Version: SpamAssassin 3.4.6 (2021-04-09) on forged.example",
+               "x-spam-flag : NO",
+               "X-SPAM-STATUS\t: No, score=-50.0 required=5.0 tests=FORGED",
+               "X-Spam-Virus: No (forged)"]
+    kept = ["X-Spam: kept-1", "X-Spamd-Result: default: False [0.00 / 15.00] kept-2"]
+    gw = rules_gateway(**STRICT)
+    content = make_message(subject="Lunch", body="see the small-marker here\r\n", extra_headers=[*outside, *kept])
+    sent = send(gw, content)
+    assert sent.reply.code == 250, sent.reply
+    data = delivered(sink, sent)
+    headers = headers_of(data)
+    assert b"FORGED" not in data and b"forged" not in data and b"*****" not in data, data[:1000]
+    assert [n for n, _ in headers if n.lower().startswith("x-spam-")] == ["X-Spam-Score", "X-Spam-Status"], headers
+    assert one(headers, "X-Spam-Status") == "No, score=1.2 required=5.0 tests=RAW_SMALL"
+    assert values(headers, "X-Spam") == ["kept-1"]
+    assert values(headers, "X-Spamd-Result") == ["default: False [0.00 / 15.00] kept-2"]
+    assert split_message(data)[1] == split_message(content)[1]
+
+
 def test_clean_message_scores_zero(rules_gateway, sink):
     gw = rules_gateway(**STRICT)
     sent = send(gw, make_message(subject="Minutes", body="Nothing to see.\r\n"))
