@@ -78,7 +78,8 @@ Transcript load(const std::filesystem::path& path) {
   return transcript;
 }
 
-// The host side, as the gateway's connection would answer, with a fixed policy.
+// The host side, as the gateway's connection would answer, with a fixed policy: the session's own
+// banner, EHLO reply and acceptances (accept()), and refusals by recipient name.
 struct ScriptedHost {
   SmtpSession session;
   std::string output;
@@ -86,9 +87,7 @@ struct ScriptedHost {
   std::string current;
   std::vector<std::string> events;
 
-  explicit ScriptedHost(const SessionSettings& settings) : session(settings) {
-    session.greet(Reply::of(220, "", "mx.test ESMTP"));
-  }
+  explicit ScriptedHost(const SessionSettings& settings) : session(settings) { session.greet(); }
 
   void feed(std::string_view bytes) {
     session.receive(bytes);
@@ -102,20 +101,18 @@ struct ScriptedHost {
       if (std::holds_alternative<ev::NeedInput>(event) || std::holds_alternative<ev::Closed>(event)) return;
       if (std::holds_alternative<ev::AwaitingAnswer>(event)) BOOST_FAIL("awaiting an answer nobody gives");
       if (auto* helo = std::get_if<ev::Helo>(&event)) {
-        events.push_back("helo");
-        std::string size = session.settings().max_message_bytes ? " " + std::to_string(session.settings().max_message_bytes) : "";
-        session.answer(helo->extended ? Reply::of(250, "", "mx.test\nSIZE" + size + "\nPIPELINING\n8BITMIME\nENHANCEDSTATUSCODES")
-                                      : Reply::of(250, "", "mx.test"));
+        events.push_back(helo->extended ? "ehlo" : "helo");
+        session.accept();
       } else if (std::get_if<ev::Mail>(&event)) {
         events.push_back("mail");
         current.clear();
-        session.answer(Reply::of(250, "2.1.0", "Ok"));
+        session.accept();
       } else if (auto* rcpt = std::get_if<ev::Rcpt>(&event)) {
         events.push_back("rcpt");
         const std::string& local = rcpt->command.path.mailbox.local_part;
         if (local == "unknown") session.answer(Reply::of(550, "5.1.1", "User unknown"));
         else if (local == "later") session.answer(Reply::of(451, "4.4.1", "Try again later"));
-        else session.answer(Reply::of(250, "2.1.5", "Ok"));
+        else session.accept();
       } else if (auto* chunk = std::get_if<ev::DataChunk>(&event)) {
         current.append(chunk->bytes);
       } else if (auto* end = std::get_if<ev::EndOfData>(&event)) {
@@ -199,7 +196,7 @@ BOOST_AUTO_TEST_CASE(helo_in_a_transaction_reports_the_reset_first) {
 
 BOOST_AUTO_TEST_CASE(decisions_wait_for_the_answer) {
   SmtpSession session(SessionSettings{});
-  session.greet(Reply::of(220, "", "mx ESMTP"));
+  session.greet();
   session.receive("HELO a\r\nMAIL FROM:<a@b.example>\r\nNOOP\r\n");
   BOOST_TEST(std::holds_alternative<ev::Helo>(session.next()));
   BOOST_TEST(std::holds_alternative<ev::AwaitingAnswer>(session.next()));
@@ -210,18 +207,18 @@ BOOST_AUTO_TEST_CASE(decisions_wait_for_the_answer) {
   BOOST_TEST(std::get<ev::Mail>(mail).command.path.address() == "a@b.example");
   session.answer(Reply::of(451, "4.7.1", "later"));
   BOOST_TEST(std::holds_alternative<ev::NeedInput>(session.next()));
-  BOOST_TEST(session.takeOutput() == "220 mx ESMTP\r\n250 mx\r\n451 4.7.1 later\r\n250 2.0.0 Ok\r\n");
+  BOOST_TEST(session.takeOutput() == "220 localhost ESMTP mailgate\r\n250 mx\r\n451 4.7.1 later\r\n250 2.0.0 Ok\r\n");
   BOOST_TEST(!session.inTransaction());  // a refused MAIL opens no transaction
 }
 
 BOOST_AUTO_TEST_CASE(a_421_answer_closes_the_session) {
   SmtpSession session(SessionSettings{});
-  session.greet(Reply::of(220, "", "mx ESMTP"));
+  session.greet();
   session.receive("HELO a\r\nNOOP\r\n");
   BOOST_TEST(std::holds_alternative<ev::Helo>(session.next()));
   session.answer(Reply::of(421, "4.3.2", "going away"));
   BOOST_TEST(std::holds_alternative<ev::Closed>(session.next()));
-  BOOST_TEST(session.takeOutput() == "220 mx ESMTP\r\n421 4.3.2 going away\r\n");
+  BOOST_TEST(session.takeOutput() == "220 localhost ESMTP mailgate\r\n421 4.3.2 going away\r\n");
 }
 
 BOOST_AUTO_TEST_CASE(refused_greeting_closes) {
@@ -232,19 +229,64 @@ BOOST_AUTO_TEST_CASE(refused_greeting_closes) {
   BOOST_TEST(session.takeOutput() == "421 4.7.0 too many connections\r\n");
 }
 
+BOOST_AUTO_TEST_CASE(a_554_greeting_answers_503_until_quit) {
+  // RFC 5321 §3.1: after a 554 greeting the server waits for QUIT, refusing everything else.
+  SmtpSession session(SessionSettings{});
+  session.greet(Reply::of(554, "5.7.1", "Service unavailable; client [192.0.2.1] blocked"));
+  session.receive("EHLO a\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n");
+  BOOST_TEST(std::holds_alternative<ev::Refused>(session.next()));
+  BOOST_TEST(std::holds_alternative<ev::Refused>(session.next()));
+  BOOST_TEST(std::holds_alternative<ev::Quit>(session.next()));
+  BOOST_TEST(std::holds_alternative<ev::Closed>(session.next()));
+  BOOST_TEST(session.takeOutput() ==
+             "554 5.7.1 Service unavailable; client [192.0.2.1] blocked\r\n"
+             "503 5.5.1 Error: service refused at connection time, send QUIT\r\n"
+             "503 5.5.1 Error: service refused at connection time, send QUIT\r\n"
+             "221 2.0.0 Bye\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_554_greeting_still_ends_after_too_many_errors) {
+  SessionSettings settings;
+  settings.max_protocol_errors = 3;
+  SmtpSession session(settings);
+  session.greet(Reply::of(554, "5.7.1", "go away"));
+  session.receive("NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n");
+  for (int i = 0; i < 3; ++i) BOOST_TEST(std::holds_alternative<ev::Refused>(session.next()));
+  BOOST_TEST(std::holds_alternative<ev::Closed>(session.next()));
+  BOOST_TEST(session.takeOutput().ends_with("421 4.7.0 localhost Error: too many errors\r\n"));
+}
+
+BOOST_AUTO_TEST_CASE(accept_gives_the_sessions_own_replies) {
+  SessionSettings settings;
+  settings.hostname = "mx.example";
+  settings.max_message_bytes = 5000;
+  SmtpSession session(settings);
+  session.greet();
+  session.receive("EHLO a\r\nHELO b\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n");
+  for (int i = 0; i < 4; ++i) {
+    BOOST_TEST(!std::holds_alternative<ev::NeedInput>(session.next()));
+    session.accept();
+  }
+  BOOST_TEST(session.takeOutput() ==
+             "220 mx.example ESMTP mailgate\r\n"
+             "250-mx.example\r\n250-SIZE 5000\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+             "250 mx.example\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+}
+
 BOOST_AUTO_TEST_CASE(a_flood_of_pipelined_noops_costs_no_stack) {
   ScriptedHost host(SessionSettings{});
   std::string flood;
   for (int i = 0; i < 200000; ++i) flood += "NOOP\n";
   host.output.clear();
   host.feed(flood);
-  BOOST_TEST(host.output.size() == 200000u * std::string("250 2.0.0 Ok\r\n").size() + std::string("220 mx.test ESMTP\r\n").size());
+  BOOST_TEST(host.output.size() == 200000u * std::string("250 2.0.0 Ok\r\n").size() +
+                                       std::string("220 localhost ESMTP mailgate\r\n").size());
 }
 
 BOOST_AUTO_TEST_CASE(helo_with_control_characters_is_refused) {
   ScriptedHost host(SessionSettings{});
   host.feed("EHLO a\r.\rb\r\nHELO a\tb\r\nHELO ok.example\r\n");
-  BOOST_TEST(host.output == "220 mx.test ESMTP\r\n501 5.5.4 Syntax: EHLO hostname\r\n501 5.5.4 Syntax: HELO hostname\r\n250 mx.test\r\n");
+  BOOST_TEST(host.output == "220 localhost ESMTP mailgate\r\n501 5.5.4 Syntax: EHLO hostname\r\n501 5.5.4 Syntax: HELO hostname\r\n250 localhost\r\n");
 }
 
 BOOST_AUTO_TEST_CASE(large_message_memory_stays_bounded) {
@@ -252,7 +294,7 @@ BOOST_AUTO_TEST_CASE(large_message_memory_stays_bounded) {
   // and the input buffer never holds more than a line past what was fed.
   SessionSettings settings;
   SmtpSession session(settings);
-  session.greet(Reply::of(220, "", "mx"));
+  session.greet();
   session.receive("HELO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n");
   for (int i = 0; i < 3; ++i) {
     session.next();
