@@ -15,17 +15,4 @@ std::unique_ptr<Stage> SizeLimitStage::fromSettings(Settings& settings, StageCon
   return std::make_unique<SizeLimitStage>(*max_bytes);
 }
 
-Step SizeLimitStage::check(const StageInput& input) const {
-  static const Reply too_big = Reply::of(552, "5.3.4", "Error: message size exceeds fixed maximum message size");
-  if (input.phase == Phase::MailFrom && input.declared_size && *input.declared_size > max_bytes_) {
-    return Verdict::reject(too_big, "declared SIZE " + std::to_string(*input.declared_size) +
-                                        " exceeds " + std::to_string(max_bytes_));
-  }
-  if (input.phase == Phase::EndOfData && input.message_size > max_bytes_) {
-    return Verdict::reject(too_big, "message size " + std::to_string(input.message_size) +
-                                        " exceeds " + std::to_string(max_bytes_));
-  }
-  return Verdict::proceed();
-}
-
 }  // namespace mailgate

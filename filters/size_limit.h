@@ -1,8 +1,8 @@
 #pragma once
-// size_limit: refuses messages over max_bytes with 552 5.3.4 (RFC 1870 §6.1, RFC 3463 5.3.4) —
-// at MAIL when the client declares SIZE=, else at the end of DATA. The limit is also advertised
-// in EHLO and enforced while DATA arrives, so an oversized message is read and dropped, never
-// held whole.
+// size_limit: messages over max_bytes are refused with 552 5.3.4 (RFC 1870 §6.1, RFC 3463
+// 5.3.4) — at MAIL when the client declares SIZE=, else at the end of DATA. The stage only names
+// the limit: the SMTP session advertises it in EHLO and enforces it in one place, while DATA
+// arrives, so an oversized message is read and dropped, never held whole.
 
 #include <cstdint>
 #include <memory>
@@ -19,8 +19,8 @@ class SizeLimitStage final : public Stage {
   explicit SizeLimitStage(uint64_t max_bytes) : max_bytes_(max_bytes) {}
 
   std::string_view name() const override { return "size_limit"; }
-  PhaseMask phases() const override { return phaseBit(Phase::MailFrom) | phaseBit(Phase::EndOfData); }
-  Step check(const StageInput& input) const override;
+  PhaseMask phases() const override { return 0; }
+  Step check(const StageInput&) const override { return Verdict::proceed(); }
   std::optional<uint64_t> maxMessageBytes() const override { return max_bytes_; }
 
  private:

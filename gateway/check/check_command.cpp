@@ -179,6 +179,7 @@ std::optional<CheckRequest> parseCheckArguments(const std::vector<std::string>& 
     const std::string& argument = arguments[i];
     bool has_value = i + 1 < arguments.size();
     if (argument == "--json") request.json = true;
+    else if (argument == "--record") request.record = true;
     else if (argument == "--from" && has_value) request.sender = arguments[++i];
     else if (argument == "--rcpt" && has_value) request.recipients.push_back(arguments[++i]);
     else if (argument == "--ip" && has_value) request.client_ip = arguments[++i];
@@ -276,6 +277,11 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
     if (value.is_number()) score += value.get<double>();
   }
 
+  if (request.record) {
+    // The decision record a session would have logged for this message, as one JSON line.
+    std::printf("%s\n", record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
   if (!request.json) {
     printText(record, score, hits, headers);
     return 0;
@@ -289,7 +295,6 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
   for (const auto& recipient : record.value("recipients", nlohmann::json::array()))
     out["recipients"].push_back({{"address", recipient.value("address", "")}, {"reply", recipient.value("reply", "")}});
   out["stages"] = stages;
-  out["record"] = record;
   std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   return 0;
 }

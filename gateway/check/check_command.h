@@ -19,6 +19,7 @@ struct CheckRequest {
   std::string client_ip = "127.0.0.1";
   std::string helo = "localhost";
   bool json = false;
+  bool record = false;  // print the decision record a session would log, instead
 };
 
 // Parses the command's arguments (after "check"); nullopt with `error` set on a bad one.

@@ -96,7 +96,7 @@ void TransactionDriver::connect(Answer answer) {
     std::optional<Reply> refusal;
     if (refused) refusal = greetingRefusal(result);
     connect_level_.absorb(result);
-    if (refusal) greeting_refusal_ = refusal;
+    if (refusal) session_refusal_ = refusal;
     answer(refusal);
   });
 }
@@ -107,6 +107,7 @@ void TransactionDriver::helo(std::string name, bool extended, Answer answer) {
   // A second HELO/EHLO starts the session over (RFC 5321 §4.1.4): what the first one's stages
   // said no longer holds.
   helo_level_ = SessionLevel{};
+  if (session_refusal_ && session_refusal_->code() != 554) session_refusal_.reset();
   runPhase(Phase::Helo, [this, extended, answer = std::move(answer)](PhaseResult result) mutable {
     bool refused = result.ends();
     Reply refusal = result.reply;
@@ -115,6 +116,7 @@ void TransactionDriver::helo(std::string name, bool extended, Answer answer) {
       answer(std::nullopt);
       return;
     }
+    session_refusal_ = refusal;
     SessionFacts facts = facts_;
     answer(refusal);
     host_.record(commandRecord(facts, extended ? "EHLO" : "HELO", refusal));
@@ -170,6 +172,11 @@ void TransactionDriver::mail(const MailCommand& command, Answer answer) {
 }
 
 void TransactionDriver::rcpt(const RcptCommand& command, Answer answer) {
+  // The session asks only inside a transaction; a host that does not is answered as one.
+  if (!transaction_) {
+    answer(replies::needMail());
+    return;
+  }
   const Path& recipient = command.path;
   if (auto refusal = relayRefusal(runtime_->config->server, recipient)) {
     transaction_->recipients.push_back({recipient.address(), refusal->summary()});
@@ -230,6 +237,10 @@ void TransactionDriver::messageBytes(std::string_view bytes) {
 }
 
 void TransactionDriver::endOfData(uint64_t size, Answer answer) {
+  if (!transaction_) {
+    answer(replies::needMail());
+    return;
+  }
   Transaction& transaction = *transaction_;
   transaction.size = size;
   transaction.data_received = true;
@@ -338,6 +349,22 @@ void TransactionDriver::commandRefused(const std::string& verb, const std::strin
     if (verb == "RCPT") transaction_->recipients.push_back({argument, reply.summary()});
     return;
   }
+  // A MAIL refused for its declared SIZE is a transaction refused by the size limit: its record
+  // has the sender and says why, as any refused transaction's does.
+  if (verb == "MAIL" && reply.code() == 552) {
+    if (auto mail = parseMailCommand(argument); mail && mail->size) {
+      startTransaction(*mail);
+      uint64_t limit = runtime_->pipeline->maxMessageBytes().value_or(0);
+      transaction_->outcomes.push_back(StageOutcome{"size_limit", Phase::MailFrom, Verdict::Kind::Reject,
+                                                    "declared SIZE " + std::to_string(*mail->size) + " exceeds " +
+                                                        std::to_string(limit),
+                                                    reply.summary(), 0, false, false, {}, {}, {}, {}});
+      std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
+      ++generation_;
+      writeRecord(facts_, *finished, reply);
+      return;
+    }
+  }
   host_.record(commandRecord(facts_, verb.empty() ? std::string("(line too long)") : verb, reply));
 }
 
@@ -372,7 +399,7 @@ void TransactionDriver::end(std::string_view why) {
   if (transaction_records_ > 0) return;
   std::vector<StageOutcome> outcomes = connect_level_.outcomes;
   outcomes.insert(outcomes.end(), helo_level_.outcomes.begin(), helo_level_.outcomes.end());
-  host_.record(sessionRecord(facts_, outcomes, greeting_refusal_, why));
+  host_.record(sessionRecord(facts_, outcomes, session_refusal_, why));
 }
 
 }  // namespace mailgate

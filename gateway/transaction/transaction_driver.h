@@ -110,7 +110,8 @@ class TransactionDriver {
   std::shared_ptr<Scratch> session_scratch_ = std::make_shared<Scratch>();
   SessionLevel connect_level_;
   SessionLevel helo_level_;
-  std::optional<Reply> greeting_refusal_;
+  // The refused greeting, or the last refused HELO: what the session record says it came to.
+  std::optional<Reply> session_refusal_;
   std::optional<Transaction> transaction_;
   std::optional<Path> deciding_recipient_;
   uint64_t transactions_ = 0;         // started, for their ids

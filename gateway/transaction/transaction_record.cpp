@@ -111,14 +111,14 @@ nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply,
 }
 
 nlohmann::json sessionRecord(const SessionFacts& session, const std::vector<StageOutcome>& outcomes,
-                             const std::optional<Reply>& greeting_refusal, std::string_view why) {
+                             const std::optional<Reply>& refusal, std::string_view why) {
   nlohmann::json record = base(session, "session");
   nlohmann::json stages = nlohmann::json::array();
   for (const auto& outcome : outcomes) stages.push_back(stageRecord(outcome));
   record["stages"] = std::move(stages);
-  if (greeting_refusal) {
-    record["action"] = actionOf(*greeting_refusal, false);
-    record["reply"] = greeting_refusal->summary();
+  if (refusal) {
+    record["action"] = actionOf(*refusal, false);
+    record["reply"] = refusal->summary();
   } else {
     record["action"] = "none";
   }

@@ -65,9 +65,9 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
                                  std::string_view action, const std::string& reply);
 nlohmann::json commandRecord(const SessionFacts& session, std::string_view command, const Reply& reply);
 nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply, std::string_view reason);
-// A session that ended without a transaction: what the connect and HELO stages said, the
-// refused greeting if there was one, and why it ended.
+// A session that ended without a transaction: what the connect and HELO stages said, the refused
+// greeting or HELO if there was one (else action "none"), and why it ended.
 nlohmann::json sessionRecord(const SessionFacts& session, const std::vector<StageOutcome>& outcomes,
-                             const std::optional<Reply>& greeting_refusal, std::string_view why);
+                             const std::optional<Reply>& refusal, std::string_view why);
 
 }  // namespace mailgate
