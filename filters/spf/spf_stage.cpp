@@ -7,7 +7,7 @@
 
 #include "filters/auth_facts.h"
 #include "filters/header_text.h"
-#include "gateway/net/proxy_protocol.h"
+#include "gateway/util/ip_address.h"
 #include "gateway/pipeline/pipeline.h"
 
 namespace mailgate {

@@ -1,6 +1,7 @@
 #include "gateway/net/client_connection.h"
 
 #include "gateway/net/proxy_protocol.h"
+#include "gateway/util/ip_address.h"
 #include "gateway/net/thread_pool.h"
 #include "gateway/net/worker.h"
 #include "gateway/smtp/replies.h"

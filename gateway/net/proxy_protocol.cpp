@@ -124,42 +124,5 @@ std::expected<std::optional<ProxyHeader>, std::string> parseProxyHeader(std::str
   return parseV1(bytes);
 }
 
-bool cidrContains(std::string_view cidr, std::string_view ip) {
-  std::size_t slash = cidr.find('/');
-  std::string network(cidr.substr(0, slash));
-  unsigned bits = 0;
-  bool has_length = slash != std::string_view::npos;
-  if (has_length) {
-    std::string_view length = cidr.substr(slash + 1);
-    auto [end, error] = std::from_chars(length.data(), length.data() + length.size(), bits);
-    if (error != std::errc() || end != length.data() + length.size()) return false;
-  }
-  unsigned char net[16], address[16];
-  std::string text(ip);
-  std::size_t size = 0;
-  if (inet_pton(AF_INET, network.c_str(), net) == 1) {
-    size = 4;
-    if (inet_pton(AF_INET, text.c_str(), address) != 1) {
-      unsigned char mapped[16];
-      static const unsigned char prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-      if (inet_pton(AF_INET6, text.c_str(), mapped) != 1 || std::memcmp(mapped, prefix, 12) != 0) return false;
-      std::memcpy(address, mapped + 12, 4);
-    }
-  } else if (inet_pton(AF_INET6, network.c_str(), net) == 1) {
-    size = 16;
-    if (inet_pton(AF_INET6, text.c_str(), address) != 1) return false;
-  } else {
-    return false;
-  }
-  if (!has_length) bits = static_cast<unsigned>(size * 8);
-  if (bits > size * 8) return false;
-  for (std::size_t i = 0; i < size && bits > 0; ++i) {
-    unsigned take = std::min(bits, 8u);
-    unsigned char mask = static_cast<unsigned char>(0xff << (8 - take));
-    if ((net[i] & mask) != (address[i] & mask)) return false;
-    bits -= take;
-  }
-  return true;
-}
 
 }  // namespace mailgate

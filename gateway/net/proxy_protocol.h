@@ -24,7 +24,4 @@ constexpr std::size_t max_proxy_header_octets = 536;
 // nullopt: more bytes are needed. An error means the connection must be closed.
 std::expected<std::optional<ProxyHeader>, std::string> parseProxyHeader(std::string_view bytes);
 
-// "192.0.2.0/24" contains "192.0.2.7"; IPv4-mapped IPv6 addresses match IPv4 blocks.
-bool cidrContains(std::string_view cidr, std::string_view ip);
-
 }  // namespace mailgate

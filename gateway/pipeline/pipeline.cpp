@@ -1,5 +1,6 @@
 #include "gateway/pipeline/pipeline.h"
 
+#include "gateway/pipeline/allowance.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {
@@ -85,10 +86,21 @@ void enforceReplyClass(Verdict& verdict, std::string_view stage) {
   verdict = Verdict::tempFail(replies::stageMisbehaved(), std::move(reason));
 }
 
+// The allowance that skips `stage`'s refusals in this session or transaction, if any.
+const Allowance* allowanceFor(const StageInput& input, std::string_view stage) {
+  for (const auto* scratch : {input.scratch.get(), input.session_scratch.get()}) {
+    if (!scratch) continue;
+    if (auto allowance = scratch->find<Allowance>(); allowance && allowance->covers(stage)) return allowance.get();
+  }
+  return nullptr;
+}
+
 // Folds one stage's verdict into the phase result; returns true when the phase is over.
-bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict verdict,
+bool fold(PhaseResult& result, const PipelineStage& entry, const StageInput& input, Verdict verdict,
           std::chrono::steady_clock::time_point started) {
+  Phase phase = input.phase;
   if (verdict.ends()) enforceReplyClass(verdict, entry.stage->name());
+  const Allowance* allowed = verdict.ends() ? allowanceFor(input, entry.stage->name()) : nullptr;
   bool delayed = verdict.ends() && verdict.answer_at && *verdict.answer_at > phase;
   StageOutcome outcome{std::string(entry.stage->name()), phase, verdict.kind, verdict.reason,
                        verdict.ends() ? verdict.reply.summary() : std::string(), verdict.score,
@@ -96,7 +108,10 @@ bool fold(PhaseResult& result, const PipelineStage& entry, Phase phase, Verdict 
                        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started),
                        std::move(verdict.details), std::move(verdict.detail_lists), std::nullopt};
   if (delayed) outcome.answer_at = *verdict.answer_at;
+  if (allowed) outcome.allowed_by = allowed->by;
   result.outcomes.push_back(std::move(outcome));
+  // Allowed: the refusal is in the record, and nothing else happens.
+  if (allowed) return false;
   // Shadow mode: the outcome is logged as what the stage would have done; nothing else happens,
   // except that removals stand (fields only this gateway may vouch for still do not pass).
   if (entry.mode == StageMode::Shadow) {
@@ -144,7 +159,7 @@ void Pipeline::step(std::shared_ptr<Run> run) {
     run->started = std::chrono::steady_clock::now();
     Step step_result = entry.stage->check(run->input);
     if (auto* verdict = std::get_if<Verdict>(&step_result)) {
-      if (fold(run->result, entry, run->input.phase, std::move(*verdict), run->started)) break;
+      if (fold(run->result, entry, run->input, std::move(*verdict), run->started)) break;
       continue;
     }
     // Asynchronous: the runner calls back on the loop; the run resumes from there. A runner that
@@ -153,7 +168,7 @@ void Pipeline::step(std::shared_ptr<Run> run) {
     Duration timeout = entry.timeout;
     auto resume = [run, &entry](std::optional<Verdict> verdict) mutable {
       Verdict answer = verdict ? std::move(*verdict) : timedOut(entry);
-      if (fold(run->result, entry, run->input.phase, std::move(answer), run->started)) {
+      if (fold(run->result, entry, run->input, std::move(answer), run->started)) {
         run->next = run->pipeline->stages_.size();
       }
       step(std::move(run));

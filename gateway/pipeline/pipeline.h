@@ -47,7 +47,8 @@ struct StageOutcome {
   std::chrono::microseconds duration{0};
   std::vector<std::pair<std::string, std::string>> details;
   std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
-  std::optional<Phase> answer_at;  // a refusal decided now and answered at this later phase
+  std::optional<Phase> answer_at = {};  // a refusal decided now and answered at this later phase
+  std::string allowed_by = {};     // a refusal not given: an allow-list match skipped it
 };
 
 // A refusal decided now and answered at a later phase (Verdict::answer_at).

@@ -39,6 +39,11 @@ class Scratch {
   }
   void set(const Stage* stage, std::shared_ptr<void> value) { slots_[stage] = std::move(value); }
   template <class T>
+  std::shared_ptr<T> find() const {
+    auto found = shared_.find(std::type_index(typeid(T)));
+    return found == shared_.end() ? nullptr : std::static_pointer_cast<T>(found->second);
+  }
+  template <class T>
   std::shared_ptr<T> shared() {
     auto& slot = shared_[std::type_index(typeid(T))];
     if (!slot) slot = std::make_shared<T>();

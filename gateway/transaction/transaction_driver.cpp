@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "gateway/log/decision_log.h"
+#include "gateway/pipeline/allowance.h"
 #include "gateway/relay/trace_header.h"
 #include "gateway/smtp/replies.h"
 
@@ -147,10 +148,19 @@ void TransactionDriver::startTransaction(const MailCommand& command) {
 }
 
 const DelayedRefusal* TransactionDriver::delayedRefusal(Phase phase) const {
-  for (const auto* delayed : {&connect_level_.delayed, &helo_level_.delayed}) {
-    if (*delayed && (*delayed)->answer_at <= phase) return &**delayed;
+  // An allow-list match since the refusal was decided (the sender is a partner's) skips it.
+  auto allowed = [&](const DelayedRefusal& delayed) {
+    for (const Scratch* scratch : {transaction_ ? transaction_->scratch.get() : nullptr, session_scratch_.get()}) {
+      if (!scratch) continue;
+      if (auto allowance = scratch->find<Allowance>(); allowance && allowance->covers(delayed.stage)) return true;
+    }
+    return false;
+  };
+  const std::optional<DelayedRefusal>* candidates[] = {&connect_level_.delayed, &helo_level_.delayed,
+                                                        transaction_ ? &transaction_->delayed : nullptr};
+  for (const auto* delayed : candidates) {
+    if (delayed && *delayed && (*delayed)->answer_at <= phase && !allowed(**delayed)) return &**delayed;
   }
-  if (transaction_ && transaction_->delayed && transaction_->delayed->answer_at <= phase) return &*transaction_->delayed;
   return nullptr;
 }
 

@@ -42,6 +42,7 @@ nlohmann::json stageRecord(const StageOutcome& outcome) {
                           {"ms", milliseconds(outcome.duration)}};
   if (!outcome.reply.empty()) stage["reply"] = outcome.reply;
   if (outcome.answer_at) stage["answer_at"] = phaseName(*outcome.answer_at);
+  if (!outcome.allowed_by.empty()) stage["allowed_by"] = outcome.allowed_by;
   if (outcome.shadow) stage["shadow"] = true;
   if (outcome.kind == Verdict::Kind::Tag || outcome.scored || outcome.score != 0) stage["score"] = outcome.score;
   for (const auto& [key, value] : outcome.details) stage[key] = value;
