@@ -118,14 +118,15 @@ Step RulesStage::check(const StageInput& input) const {
   for (const auto& recipient : input.recipients) envelope.rcpt_to.push_back(recipient.address());
   envelope.client_ip = input.client_ip;
   envelope.helo = input.helo;
-  return Job([rules = rules_, policy = policy_, message = input.message, envelope = std::move(envelope)]() mutable {
+  return Job([rules = rules_, policy = policy_, message = input.message,
+              envelope = std::move(envelope)](std::stop_token stop) mutable {
     auto text = message->readPrefix(policy.max_scan_bytes);
     if (!text) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + text.error());
     // A message cut at the bound is cut after its last whole line.
     if (message->size() > policy.max_scan_bytes && text->rfind('\n') != std::string::npos)
       text->resize(text->rfind('\n') + 1);
     rules::MessageView view = rules::MessageView::parse(*text, std::move(envelope));
-    Verdict verdict = decide(rules->scan(view), policy, receivedSubject(view));
+    Verdict verdict = decide(rules->scan(view, {std::nullopt, std::move(stop)}), policy, receivedSubject(view));
     if (message->size() > policy.max_scan_bytes)
       verdict.details.emplace_back("scanned_bytes", std::to_string(text->size()));
     return verdict;

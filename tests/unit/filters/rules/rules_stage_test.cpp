@@ -142,7 +142,7 @@ BOOST_AUTO_TEST_CASE(a_spool_that_cannot_be_read_back_is_a_451_4_3_0) {
   input.message_size = spool->size();
   Step step = stage.check(input);
   BOOST_REQUIRE(std::holds_alternative<Job>(step));
-  Verdict verdict = std::get<Job>(step)();
+  Verdict verdict = std::get<Job>(step)(std::stop_token());
   BOOST_TEST(verdict.reply.code() == 451);
   BOOST_TEST(verdict.reply.enhanced() == "4.3.0");
   BOOST_TEST(verdict.reason.find("reading the message") != std::string::npos, verdict.reason);
