@@ -68,7 +68,7 @@ void drive(const std::shared_ptr<DkimTransaction>& state) {
   std::string piece = std::move(state->pending);
   state->pending.clear();
   state->runner->submit(
-      [state, piece = std::move(piece)]() {
+      [state, piece = std::move(piece)](std::stop_token) {
         state->verifier.feed(piece);
         return Verdict::proceed();
       },
@@ -94,7 +94,7 @@ void finishVerification(const std::shared_ptr<DkimTransaction>& state) {
   std::string rest = std::move(state->pending);
   state->pending.clear();
   state->runner->submit(
-      [state, rest = std::move(rest)]() {
+      [state, rest = std::move(rest)](std::stop_token) {
         state->verifier.feed(rest);
         state->results = state->verifier.finish(state->error);
         state->author_domains = authorDomains(state->verifier.fromFields()).domains;
