@@ -4,6 +4,7 @@
 
 #include "filters/dkim/dkim_stage.h"
 #include "filters/dmarc/dmarc_stage.h"
+#include "filters/lists/lists_stage.h"
 #include "filters/rules/rules_stage.h"
 #include "filters/size_limit.h"
 #include "filters/spf/spf_stage.h"
@@ -27,6 +28,7 @@ constexpr Registration registry[] = {
     {"dkim", &DkimStage::fromSettings},
     {"dmarc", &DmarcStage::fromSettings},
     {"rules", &RulesStage::fromSettings},
+    {"lists", &ListsStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).
