@@ -94,7 +94,10 @@ std::string authResult(const SpfOutcome& outcome, const SpfRequest& request) {
   // RFC 8601 §2.7.2: smtp.mailfrom carries the checked address; smtp.helo the HELO identity.
   std::string entry = std::string("spf=") + spfResultName(outcome.result);
   if (outcome.result != SpfResult::Pass) entry += " (" + comment(outcome, request, request.receiver) + ")";
-  if (outcome.identity == "helo") entry += " smtp.helo=" + printable(outcome.domain, 255);
+  // The HELO name is any printable text the client sent: a token or quoted (RFC 8601 §2.2), or a
+  // ';' in it would start a resinfo of its own. The address is one the parser accepted, already a
+  // valid pvalue.
+  if (outcome.identity == "helo") entry += " smtp.helo=" + propertyValue(printable(outcome.domain, 255));
   else entry += " smtp.mailfrom=" + printable(outcome.sender, 320);
   return entry;
 }
