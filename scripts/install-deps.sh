@@ -23,7 +23,8 @@ build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohman
 test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib python3-dkim python3-cryptography)
 # clang 16 and its libFuzzer runtime: tests/fuzz (scripts/fuzz.sh). 16, not Debian's default 14:
 # the fuzz targets compile the gateway's sources, which need std::expected from libstdc++ 12.
-test_packages+=(clang-16 libclang-rt-16-dev)
+# llvm: llvm-symbolizer, for the stacks of what they find.
+test_packages+=(clang-16 libclang-rt-16-dev llvm)
 # spamassassin: its rule files (/usr/share/spamassassin) and `spamassassin -t`, which
 # tests/integration/test_spamassassin_compat.py compares the rule engine with (bench/rules too).
 test_packages+=(spamassassin)

@@ -221,15 +221,17 @@ std::optional<std::vector<Field>> headerFields(std::string_view content) {
   return std::nullopt;
 }
 
-std::string spoolDirectory() {
-  static std::string directory = [] {
+// The spool's files are unlinked as soon as made; the folder goes at exit (never destroyed
+// before that, so the exit handler can still read its name).
+const std::string& spoolDirectory() {
+  static const std::string* directory = [] {
     char name[] = "/tmp/mailgate-header-fuzz-XXXXXX";
     if (mkdtemp(name) == nullptr) std::abort();
-    std::string made = name;
+    auto* made = new std::string(name);
     std::atexit([] { rmdir(spoolDirectory().c_str()); });
     return made;
   }();
-  return directory;
+  return *directory;
 }
 
 struct MessageChoices {

@@ -176,7 +176,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int steps = 0;
   while (provider.remaining_bytes() > 0 && ++steps < 200) {
     switch (provider.ConsumeIntegralInRange(0, 11)) {
-      case 0: driver.simple(Command::Greeting); break;
+      case 0: if (!driver.inData()) driver.simple(Command::Greeting); break;
       case 1:
       case 2: {
         if (driver.inData()) break;
