@@ -34,18 +34,19 @@ if [ -z "$compiler" ]; then
 fi
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 cmake -S . -B build-fuzz -DMAILGATE_FUZZ=ON -DCMAKE_CXX_COMPILER="$compiler" "${launcher[@]}" >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}" | grep -E 'error|warning' || true
-for target in "${targets[@]}"; do
-  [ -x "build-fuzz/tests/fuzz/$target" ] || { echo "fuzz: $target did not build" >&2; exit 1; }
-done
+if ! cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}" >"$work/build.log" 2>&1; then
+  grep -E -B2 -A6 'error' "$work/build.log" | head -n 60
+  echo "fuzz: the build failed" >&2
+  exit 1
+fi
 
 # Stacks with names: clang 16 looks for the symbolizer beside itself, Debian has it in /usr/bin.
 symbolizer="$(command -v llvm-symbolizer || true)"
 [ -n "$symbolizer" ] && export ASAN_SYMBOLIZER_PATH="$symbolizer" UBSAN_SYMBOLIZER_PATH="$symbolizer"
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 mkdir -p build-fuzz/findings
 status=0
 total_ms=0
