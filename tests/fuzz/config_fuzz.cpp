@@ -5,7 +5,7 @@
 // sanitizer reports:
 //  - an error without the file's name, a line in the file (1 up to the number of lines), or a key
 //    (a TOML syntax error alone has no key: toml++ itself refuses that text); an error whose
-//    message is empty or runs over several lines; text() not "file:line: key: message";
+//    message is empty, or whose text() is not one line of printable text "file:line: key: message";
 //  - a loaded configuration that breaks what the loader promises (a listen address, a valid
 //    hostname, at least one domain and recipient, proxy_sources when proxy_protocol is on, a type
 //    for every stage).
@@ -41,7 +41,7 @@ void checkErrors(const std::vector<ConfigError>& errors, std::string_view text, 
     require(error.line >= 1 && error.line <= lineCount(text), "an error without its line", shown);
     require(syntax_error || !error.key.empty(), "an error without its key", shown);
     require(!error.message.empty(), "an error without a message", shown);
-    require(error.message.find('\n') == std::string::npos, "an error message over several lines", shown);
+    for (unsigned char c : shown) require(c >= 0x20 && c != 0x7f, "an error that is not one line of printable text", shown);
     std::string expected = std::string(source) + ":" + std::to_string(error.line) + ": " +
                            (error.key.empty() ? "" : error.key + ": ") + error.message;
     require(shown == expected, "error text not file:line: key: message", shown);
