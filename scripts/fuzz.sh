@@ -21,7 +21,7 @@ declare -A runs=(
   [rule_file_fuzz]=1500
   [mime_fuzz]=4000
   [dkim_fuzz]=6000
-  [auth_results_fuzz]=30000
+  [auth_results_fuzz]=12000
 )
 targets=(spf_fuzz smtp_session_fuzz smtp_client_fuzz proxy_protocol_fuzz config_fuzz rule_file_fuzz mime_fuzz dkim_fuzz
   auth_results_fuzz)
