@@ -16,6 +16,7 @@
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -48,7 +49,9 @@ class Host {
  public:
   Host(const SessionSettings& settings, uint8_t policy, std::size_t input_size)
       : session_(settings), policy_(policy), step_budget_(8 * input_size + 64) {
-    session_.greet(Reply::of(220, "", "mx.test ESMTP"));
+    // Some policies refuse the client at the greeting (RFC 5321 §3.1: 554, then 503 until QUIT).
+    if (policy_ % 16 == 15) session_.greet(Reply::of(554, "5.7.1", "Service unavailable"));
+    else session_.greet();
     takeOutput();
   }
 
@@ -139,22 +142,15 @@ class Host {
       takeOutput();
       return;
     }
-    Reply reply;
+    std::optional<Reply> reply;  // none: the session's own acceptance
     if (roll == 8) reply = Reply::of(421, "4.3.2", "mx.test Service shutting down");
     else if (roll == 7) reply = Reply::of(451, "4.7.1", "Try again later");
     else if (roll == 6) reply = Reply::of(550, "5.7.1", "Refused");
-    else switch (decision) {
-      case Decision::Helo: reply = Reply::of(250, "", "mx.test"); break;
-      case Decision::Ehlo: reply = Reply::of(250, "", "mx.test\nSIZE 10000\nPIPELINING\n8BITMIME\nENHANCEDSTATUSCODES"); break;
-      case Decision::Mail: reply = Reply::of(250, "2.1.0", "Ok"); break;
-      case Decision::Rcpt:
-        if (local_part == "unknown") reply = Reply::of(550, "5.1.1", "User unknown");
-        else if (local_part == "later") reply = Reply::of(451, "4.4.1", "Try again later");
-        else reply = Reply::of(250, "2.1.5", "Ok");
-        break;
-      case Decision::EndOfData: reply = Reply::of(250, "2.0.0", "Ok: queued"); break;
-    }
-    session_.answer(reply);
+    else if (decision == Decision::Rcpt && local_part == "unknown") reply = Reply::of(550, "5.1.1", "User unknown");
+    else if (decision == Decision::Rcpt && local_part == "later") reply = Reply::of(451, "4.4.1", "Try again later");
+    else if (decision == Decision::EndOfData) reply = Reply::of(250, "2.0.0", "Ok: queued");
+    if (reply) session_.answer(*reply);
+    else session_.accept();
     takeOutput();
   }
 
