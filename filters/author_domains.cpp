@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "gateway/util/gmime_c.h"
+#include "gateway/c/gmime.h"
 
 namespace mailgate {
 namespace {

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "filters/builtin_stages.h"
-#include "gateway/check/check_command.h"
+#include "gateway/commands/check_command.h"
 #include "gateway/config/config.h"
-#include "gateway/dns/resolve_command.h"
+#include "gateway/commands/resolve_command.h"
 #include "gateway/server.h"
 #include "rules/lint_command.h"
 

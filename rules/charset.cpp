@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "gateway/util/gmime_c.h"
+#include "gateway/c/gmime.h"
 #include "gateway/util/ascii.h"
 
 namespace mailgate::rules {

@@ -5,7 +5,7 @@
 #include <unordered_set>
 
 #include "rules/charset.h"
-#include "gateway/util/gmime_c.h"
+#include "gateway/c/gmime.h"
 #include "rules/html_text.h"
 #include "rules/uri_extractor.h"
 #include "gateway/util/ascii.h"

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "rules/pcre2_c.h"
+#include "gateway/c/pcre2.h"
 #include "rules/scan_budget.h"
 
 namespace mailgate::rules {

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "filters/dkim/dkim_c.h"
+#include "gateway/c/opendkim.h"
 #include "gateway/dns/dns_lookup.h"
 #include "gateway/util/c_free.h"
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 
-#include "filters/dmarc/dmarc_c.h"
+#include "gateway/c/opendmarc.h"
 #include "gateway/util/c_free.h"
 
 namespace mailgate {

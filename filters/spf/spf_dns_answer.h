@@ -6,7 +6,7 @@
 
 #include <string_view>
 
-#include "filters/spf/spf2_c.h"
+#include "gateway/c/spf2.h"
 
 namespace mailgate {
 

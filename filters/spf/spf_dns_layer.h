@@ -13,7 +13,7 @@
 #include <string>
 #include <utility>
 
-#include "filters/spf/spf2_c.h"
+#include "gateway/c/spf2.h"
 #include "filters/spf/spf_budget.h"
 #include "filters/spf/spf_check.h"
 #include "filters/spf/spf_names.h"

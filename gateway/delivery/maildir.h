@@ -9,7 +9,7 @@
 #include <string_view>
 #include <utility>
 
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 #include "gateway/spool/spool.h"
 
 namespace mailgate {

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "gateway/net/uv_util.h"
+#include "gateway/uv/uv_util.h"
 #include "gateway/util/file_descriptor.h"
 
 namespace mailgate {

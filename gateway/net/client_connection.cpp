@@ -2,7 +2,7 @@
 
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/util/ip_address.h"
-#include "gateway/net/thread_pool.h"
+#include "gateway/uv/thread_pool.h"
 #include "gateway/net/worker.h"
 #include "gateway/smtp/replies.h"
 

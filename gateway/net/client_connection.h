@@ -10,10 +10,10 @@
 #include <optional>
 #include <string>
 
-#include "gateway/delivery/maildir_target.h"
+#include "gateway/net/maildir_target.h"
 #include "gateway/net/shared_state.h"
-#include "gateway/net/uv_network.h"
-#include "gateway/net/uv_util.h"
+#include "gateway/uv/uv_network.h"
+#include "gateway/uv/uv_util.h"
 #include "gateway/relay/relay_target.h"
 #include "gateway/smtp/smtp_session.h"
 #include "gateway/transaction/transaction_driver.h"

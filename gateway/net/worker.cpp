@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "gateway/net/client_connection.h"
-#include "gateway/net/uv_util.h"
+#include "gateway/uv/uv_util.h"
 
 namespace mailgate {
 namespace {

@@ -17,7 +17,7 @@
 
 #include "gateway/config/config.h"
 #include "gateway/net/shared_state.h"
-#include "gateway/net/thread_pool.h"
+#include "gateway/uv/thread_pool.h"
 #include "gateway/relay/downstream_pool.h"
 
 namespace mailgate {

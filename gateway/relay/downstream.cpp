@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/net/uv_util.h"
+#include "gateway/uv/uv_util.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {

@@ -18,7 +18,7 @@
 #include <string>
 
 #include "gateway/config/config.h"
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 #include "gateway/smtp/smtp_client.h"
 #include "gateway/spool/spool.h"
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 #include "gateway/smtp/address.h"
 #include "gateway/smtp/reply.h"
 #include "gateway/transaction/runtime.h"

@@ -4,7 +4,7 @@
 
 #include "gateway/log/decision_log.h"
 #include "gateway/pipeline/allowance.h"
-#include "gateway/relay/trace_header.h"
+#include "gateway/message/trace_header.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {

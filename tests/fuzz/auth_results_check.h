@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tests/fuzz/header_grammar.h"
 

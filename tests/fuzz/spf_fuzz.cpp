@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "filters/spf/spf2_c.h"
+#include "gateway/c/spf2.h"
 #include "filters/spf/spf_check.h"
 #include "filters/spf/spf_libspf2_record.h"
 #include "filters/spf/spf_names.h"

@@ -10,7 +10,7 @@
 #include <variant>
 
 #include "filters/rules/rules_stage.h"
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 #include "gateway/spool/spool.h"
 #include "rules/rule_set.h"
 #include "tests/unit/temp_directory.h"

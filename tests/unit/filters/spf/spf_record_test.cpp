@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/spf/spf2_c.h"
+#include "gateway/c/spf2.h"
 #include "filters/spf/spf_libspf2_record.h"
 #include "filters/spf/spf_record.h"
 

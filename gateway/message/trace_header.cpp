@@ -1,4 +1,4 @@
-#include "gateway/relay/trace_header.h"
+#include "gateway/message/trace_header.h"
 
 #include <ctime>
 #include <initializer_list>

@@ -1,4 +1,4 @@
-#include "gateway/net/thread_pool.h"
+#include "gateway/uv/thread_pool.h"
 
 #include <memory>
 #include <stop_token>

@@ -1,4 +1,4 @@
-#include "gateway/net/uv_util.h"
+#include "gateway/uv/uv_util.h"
 
 #include <arpa/inet.h>
 

@@ -9,7 +9,7 @@
 #include <optional>
 #include <stop_token>
 
-#include "gateway/net/thread_pool.h"
+#include "gateway/uv/thread_pool.h"
 
 namespace mailgate {
 namespace {

@@ -1,6 +1,6 @@
-#include "gateway/delivery/maildir_target.h"
+#include "gateway/net/maildir_target.h"
 
-#include "gateway/net/thread_pool.h"
+#include "gateway/uv/thread_pool.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {

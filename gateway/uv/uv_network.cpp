@@ -1,10 +1,10 @@
-#include "gateway/net/uv_network.h"
+#include "gateway/uv/uv_network.h"
 
 #include <charconv>
 #include <deque>
 #include <string>
 
-#include "gateway/net/uv_util.h"
+#include "gateway/uv/uv_util.h"
 
 namespace mailgate {
 namespace {

@@ -1,4 +1,4 @@
-#include "gateway/check/check_command.h"
+#include "gateway/commands/check_command.h"
 
 #include <uv.h>
 
@@ -10,8 +10,8 @@
 
 #include "filters/builtin_stages.h"
 #include "filters/rules/rules_stage.h"
-#include "gateway/net/thread_pool.h"
-#include "gateway/net/uv_network.h"
+#include "gateway/uv/thread_pool.h"
+#include "gateway/uv/uv_network.h"
 #include "gateway/transaction/transaction_driver.h"
 
 namespace mailgate {

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 
 namespace mailgate {
 namespace {

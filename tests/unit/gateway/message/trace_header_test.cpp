@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/relay/trace_header.h"
+#include "gateway/message/trace_header.h"
 
 namespace mailgate {
 namespace {

@@ -1,4 +1,4 @@
-#include "gateway/relay/outgoing_message.h"
+#include "gateway/message/outgoing_message.h"
 
 #include <algorithm>
 #include <optional>

@@ -1,4 +1,4 @@
-#include "gateway/dns/resolve_command.h"
+#include "gateway/commands/resolve_command.h"
 
 #include <algorithm>
 #include <array>

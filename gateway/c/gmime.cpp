@@ -1,4 +1,4 @@
-#include "gateway/util/gmime_c.h"
+#include "gateway/c/gmime.h"
 
 #include <mutex>
 
