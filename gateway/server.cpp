@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/net/address_probe.h"
 #include "gateway/net/shared_state.h"
 #include "gateway/net/worker.h"
 
@@ -22,12 +24,39 @@ namespace {
 // DNS hangs holds one thread until dns.timeout; 128 such senders at once before others wait.
 constexpr const char* default_thread_pool_size = "128";
 
+// How often records dropped by a stuck decision log are reported on standard error: while the log
+// is stuck the operator hears of it, without a line per record.
+constexpr uint64_t log_overflow_report_ms = 10'000;
+
+// The signals the gateway acts on (README "Running it for real"). SIGXCPU is a soft RLIMIT_CPU saying "clean
+// up before SIGKILL": it drains like SIGTERM.
+constexpr std::array handled_signals{SIGTERM, SIGINT, SIGXCPU, SIGHUP, SIGUSR1};
+
+// Signals whose default would end the process at once, without draining, and that an operator,
+// a library or a system may send: ignored. SIGPIPE: a peer that closed is an EPIPE on write.
+// SIGXFSZ: a log past RLIMIT_FSIZE is an EFBIG (counted as dropped records). The fault signals
+// (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS) keep their core dump, and so does
+// SIGQUIT: the operator's deliberate "dump core now" for a hung gateway.
+constexpr std::array ignored_signals{SIGPIPE, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, SIGXFSZ};
+
+void ignoreStraySignals() {
+  for (int signal_number : ignored_signals) std::signal(signal_number, SIG_IGN);
+  for (int signal_number = SIGRTMIN; signal_number <= SIGRTMAX; ++signal_number) std::signal(signal_number, SIG_IGN);
+}
+
 struct Controller {
   SharedState* shared;
   std::vector<std::unique_ptr<Worker>>* workers;
   std::optional<std::string> config_path;
   Duration shutdown_timeout;
-  uv_signal_t term{}, interrupt{}, hangup{};
+  std::array<uv_signal_t, handled_signals.size()> signals{};
+  uv_timer_t overflow_report{};
+  // Signals stay handled until every worker is done (libuv restores a signal's default when its
+  // last handle closes, and a SIGUSR1 from logrotate must not kill a draining gateway); a thread
+  // joins the workers and wakes the loop through this.
+  uv_async_t workers_done{};
+  std::thread joiner{};
+  uint64_t reported_drops = 0;
   bool stopping = false;
 };
 
@@ -50,26 +79,66 @@ void reload(Controller& controller) {
   std::fprintf(stderr, "mailgate: configuration reloaded from %s\n", controller.config_path->c_str());
 }
 
+// Log rotation: records queued so far go to the file that was open, the rest to log.path as it is
+// now (the configuration in force, which a reload may just have changed).
+void reopenLog(Controller& controller) {
+  std::string path = controller.shared->runtime()->config->log.path;
+  controller.shared->log().reopen(path);
+  std::fprintf(stderr, "mailgate: reopening the decision log %s\n", path.c_str());
+}
+
+void reportLogOverflow(Controller& controller) {
+  uint64_t dropped = controller.shared->log().dropped();
+  if (dropped == controller.reported_drops) return;
+  std::fprintf(stderr,
+               "mailgate: decision log %s: %llu records dropped (%llu since start): the log does not take "
+               "records as fast as they come (queue full) or cannot be written\n",
+               controller.shared->log().path().c_str(),
+               static_cast<unsigned long long>(dropped - controller.reported_drops),
+               static_cast<unsigned long long>(dropped));
+  controller.reported_drops = dropped;
+}
+
+void finish(Controller& controller) {
+  for (auto& signal : controller.signals) uv_close(reinterpret_cast<uv_handle_t*>(&signal), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&controller.overflow_report), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&controller.workers_done), nullptr);
+}
+
 void stop(Controller& controller) {
   if (controller.stopping) return;
   controller.stopping = true;
   std::fprintf(stderr, "mailgate: stopping: finishing transactions in flight (at most %lld ms)\n",
                static_cast<long long>(controller.shutdown_timeout.count()));
   for (auto& worker : *controller.workers) worker->drain(controller.shutdown_timeout);
-  for (uv_signal_t* signal : {&controller.term, &controller.interrupt, &controller.hangup})
-    uv_close(reinterpret_cast<uv_handle_t*>(signal), nullptr);
+  controller.joiner = std::thread([&controller] {
+    for (auto& worker : *controller.workers) worker->join();
+    uv_async_send(&controller.workers_done);
+  });
+}
+
+void onSignal(uv_signal_t* handle, int signal_number) {
+  Controller& controller = *static_cast<Controller*>(handle->data);
+  if (signal_number == SIGHUP) {
+    reload(controller);
+    reopenLog(controller);
+  } else if (signal_number == SIGUSR1) {
+    reopenLog(controller);
+  } else {
+    stop(controller);
+  }
 }
 
 }  // namespace
 
 int runServer(Config config, std::optional<std::string> config_path) {
-  std::signal(SIGPIPE, SIG_IGN);
-  // Until the handlers below are in place, SIGTERM/SIGHUP wait instead of killing the process
+  ignoreStraySignals();
+  // Until the handlers below are in place, the handled signals wait instead of killing the process
   // (a supervisor may signal as soon as the port answers); worker threads inherit the mask, so
   // only this thread ever takes them.
   sigset_t handled;
   sigemptyset(&handled);
-  for (int signal_number : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&handled, signal_number);
+  for (int signal_number : handled_signals) sigaddset(&handled, signal_number);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   setenv("UV_THREADPOOL_SIZE", default_thread_pool_size, 0);
 
@@ -79,6 +148,12 @@ int runServer(Config config, std::optional<std::string> config_path) {
     return 1;
   }
   const Config& current = *(*runtime)->config;
+  for (const auto& address : current.server.listen) {
+    if (auto free = checkAddressFree(address); !free) {
+      std::fprintf(stderr, "mailgate: cannot listen on %s\n", free.error().c_str());
+      return 1;
+    }
+  }
   auto log = DecisionLog::open(current.log.path);
   if (!log) {
     std::fprintf(stderr, "mailgate: %s\n", log.error().c_str());
@@ -108,20 +183,31 @@ int runServer(Config config, std::optional<std::string> config_path) {
 
   Controller controller{&shared, &workers, std::move(config_path), current.server.shutdown_timeout};
   uv_loop_t* loop = uv_default_loop();
-  for (uv_signal_t* signal : {&controller.term, &controller.interrupt, &controller.hangup}) {
-    uv_signal_init(loop, signal);
-    signal->data = &controller;
+  for (std::size_t index = 0; index < handled_signals.size(); ++index) {
+    uv_signal_t& signal = controller.signals[index];
+    uv_signal_init(loop, &signal);
+    signal.data = &controller;
+    uv_signal_start(&signal, onSignal, handled_signals[index]);
   }
-  auto on_stop = [](uv_signal_t* signal, int) { stop(*static_cast<Controller*>(signal->data)); };
-  uv_signal_start(&controller.term, on_stop, SIGTERM);
-  uv_signal_start(&controller.interrupt, on_stop, SIGINT);
-  uv_signal_start(&controller.hangup, [](uv_signal_t* signal, int) { reload(*static_cast<Controller*>(signal->data)); },
-                  SIGHUP);
+  uv_timer_init(loop, &controller.overflow_report);
+  controller.overflow_report.data = &controller;
+  uv_timer_start(
+      &controller.overflow_report,
+      [](uv_timer_t* timer) { reportLogOverflow(*static_cast<Controller*>(timer->data)); },
+      log_overflow_report_ms, log_overflow_report_ms);
+  uv_async_init(loop, &controller.workers_done,
+                [](uv_async_t* async) { finish(*static_cast<Controller*>(async->data)); });
+  controller.workers_done.data = &controller;
   pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   uv_run(loop, UV_RUN_DEFAULT);
+  if (controller.joiner.joinable()) controller.joiner.join();
   for (auto& worker : workers) worker->join();
   workers.clear();
   uv_loop_close(loop);
+  // The last records (those of the drain) reach the log before the process exits; a log still
+  // stuck after the bound loses them, counted in the report below.
+  shared.log().stop(DecisionLog::exit_drain_bound);
+  reportLogOverflow(controller);
   std::fprintf(stderr, "mailgate: stopped\n");
   return 0;
 }

@@ -1,6 +1,7 @@
 #pragma once
-// The running gateway: its workers, the shared state, and the signals that reload (SIGHUP) and
-// stop (SIGTERM, SIGINT) it.
+// The running gateway: its workers, the shared state, and the signals that reload it and reopen
+// the decision log (SIGHUP), reopen the log (SIGUSR1) and stop it (SIGTERM, SIGINT, SIGXCPU);
+// the others that would end it uncleanly are ignored (README "Running it for real").
 
 #include <optional>
 #include <string>

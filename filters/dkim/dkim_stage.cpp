@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "filters/author_domains.h"
+#include "filters/dkim/dkim_identifiers.h"
 #include "filters/header_text.h"
 #include "gateway/pipeline/pipeline.h"
 
@@ -66,7 +67,7 @@ void drive(const std::shared_ptr<DkimTransaction>& state) {
   std::string piece = std::move(state->pending);
   state->pending.clear();
   state->runner->submit(
-      [state, piece = std::move(piece)]() {
+      [state, piece = std::move(piece)](std::stop_token) {
         state->verifier.feed(piece);
         return Verdict::proceed();
       },
@@ -92,7 +93,7 @@ void finishVerification(const std::shared_ptr<DkimTransaction>& state) {
   std::string rest = std::move(state->pending);
   state->pending.clear();
   state->runner->submit(
-      [state, rest = std::move(rest)]() {
+      [state, rest = std::move(rest)](std::stop_token) {
         state->verifier.feed(rest);
         state->results = state->verifier.finish(state->error);
         state->author_domains = authorDomains(state->verifier.fromFields()).domains;
@@ -126,10 +127,13 @@ DkimOutcome overallOutcome(const std::vector<DkimSignatureResult>& signatures, c
 std::string authResult(const DkimSignatureResult& signature) {
   std::string entry = "dkim=" + signature.result;
   if (signature.result != "pass" && !signature.reason.empty()) entry += " reason=" + quoted(printable(signature.reason, 100, false));
-  entry += " header.d=" + propertyValue(printable(signature.domain, 255, false));
-  if (!signature.selector.empty()) entry += " header.s=" + propertyValue(printable(signature.selector, 63, false));
+  // RFC 8601 §2.7.1: header.d and header.s are d= and s=; one that is not a domain name or a
+  // selector (the signature is then a permerror) is left out rather than written for a reader to
+  // take for a signer.
+  if (isDkimDomain(signature.domain)) entry += " header.d=" + signature.domain;
+  if (isDkimSelector(signature.selector)) entry += " header.s=" + signature.selector;
   if (!signature.algorithm.empty()) entry += " header.a=" + signature.algorithm;
-  if (!signature.b.empty()) entry += " header.b=" + propertyValue(printable(signature.b, 64, false));
+  entry += propertySpec("header.b", signature.b);
   return entry;
 }
 

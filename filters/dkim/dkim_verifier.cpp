@@ -2,6 +2,10 @@
 
 #include <strings.h>
 
+#include <optional>
+
+#include "filters/dkim/dkim_identifiers.h"
+
 namespace mailgate {
 namespace {
 
@@ -16,11 +20,18 @@ const char* algorithmName(int algorithm) {
 
 std::string text(const unsigned char* value) { return value == nullptr ? std::string() : reinterpret_cast<const char*>(value); }
 
+std::optional<std::string> tagValue(DKIM_SIGINFO* signature, const char* tag) {
+  const unsigned char* value =
+      dkim_sig_gettagvalue(signature, false, reinterpret_cast<unsigned char*>(const_cast<char*>(tag)));
+  if (value == nullptr) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(value));
+}
+
 // The signature's a= as written, when it names an algorithm we know ("" otherwise). libopendkim
 // records the algorithm only for signatures that got past its first checks (v=, d=, s=, x=, t=, c=):
 // for an expired or malformed one dkim_sig_getsignalg reads 0, which is DKIM_SIGN_RSASHA1.
 std::string algorithmTag(DKIM_SIGINFO* signature) {
-  std::string tag = text(dkim_sig_gettagvalue(signature, false, reinterpret_cast<unsigned char*>(const_cast<char*>("a"))));
+  std::string tag = tagValue(signature, "a").value_or("");
   for (int known : {DKIM_SIGN_RSASHA1, DKIM_SIGN_RSASHA256, DKIM_SIGN_ED25519SHA256})
     if (strcasecmp(tag.c_str(), algorithmName(known)) == 0) return algorithmName(known);
   return {};
@@ -197,6 +208,15 @@ std::vector<DkimSignatureResult> DkimVerifier::finish(std::string& error) {
     facts.error = dkim_sig_geterror(signature);
     facts.algorithm = algorithm;
     classifyDkimSignature(facts, result);
+    // RFC 6376 §3.5: identifiers outside the grammar make the signature invalid, however its
+    // cryptography came out (a key can be published under any name). libopendkim's own
+    // permerror, if any, already says what is wrong first.
+    std::optional<std::string> identity = tagValue(signature, "i");
+    auto invalid = invalidDkimIdentifiers(result.domain, result.selector, identity);
+    if (invalid && result.result != "permerror") {
+      result.result = "permerror";
+      result.reason = *invalid;
+    }
     results.push_back(std::move(result));
   }
   return results;

@@ -30,7 +30,7 @@ std::string authResult(const DmarcEvaluation& evaluation) {
   } else if (!evaluation.reason.empty()) {
     entry += " reason=" + quoted(printable(evaluation.reason, 120));
   }
-  entry += " header.from=" + propertyValue(printable(evaluation.author_domain, 255, false));
+  entry += propertySpec("header.from", evaluation.author_domain);
   return entry;
 }
 
@@ -64,7 +64,7 @@ std::unique_ptr<Stage> DmarcStage::fromSettings(Settings& settings, StageContext
 Step DmarcStage::check(const StageInput& input) const {
   if (!input.message || !input.scratch) return Verdict::proceed("no message");
   return Job([dns = dns_, policy = policy_, message = input.message, facts = input.scratch->auth(),
-              client_ip = input.client_ip]() {
+              client_ip = input.client_ip](std::stop_token) {
     auto header = message->readPrefix(max_header_scan_octets, true);
     if (!header) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + header.error());
     AuthorDomains authors = authorDomains(*header);

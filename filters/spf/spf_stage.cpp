@@ -94,8 +94,9 @@ std::string authResult(const SpfOutcome& outcome, const SpfRequest& request) {
   // RFC 8601 §2.7.2: smtp.mailfrom carries the checked address; smtp.helo the HELO identity.
   std::string entry = std::string("spf=") + spfResultName(outcome.result);
   if (outcome.result != SpfResult::Pass) entry += " (" + comment(outcome, request, request.receiver) + ")";
-  if (outcome.identity == "helo") entry += " smtp.helo=" + printable(outcome.domain, 255);
-  else entry += " smtp.mailfrom=" + printable(outcome.sender, 320);
+  // Both come from the client as it wrote them: quoted, or left out, per RFC 8601 §2.2.
+  if (outcome.identity == "helo") entry += propertySpec("smtp.helo", outcome.domain);
+  else entry += propertySpec("smtp.mailfrom", outcome.sender);
   return entry;
 }
 
@@ -185,7 +186,7 @@ Step SpfStage::check(const StageInput& input) const {
     auto dns = std::make_shared<DeadlineLookup>(dns_, policy_.check_timeout);
     // Started now, awaited at RCPT: the DNS lookups overlap the client's next round trip.
     input.background->submit(
-        [pending, dns]() {
+        [pending, dns](std::stop_token) {
           pending->set(checkSpf(*dns, pending->request));
           return Verdict::proceed();
         },

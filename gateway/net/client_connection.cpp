@@ -16,8 +16,9 @@ namespace ev = session_event;
 // leave unread, before the gateway stops reading from it: bounded memory per connection.
 constexpr std::size_t max_input_ahead_octets = 256 * 1024;
 constexpr std::size_t max_unread_output_octets = 1024 * 1024;
-// How long the last replies may take to leave once a connection is closing.
-constexpr std::chrono::seconds close_linger{10};
+// How long the last replies may take to leave once a connection is closing: a client that
+// pipelined many commands ending in QUIT and reads slowly still gets them all, the 221 included.
+constexpr std::chrono::milliseconds close_linger = std::chrono::seconds(10);
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -336,14 +337,16 @@ void ClientConnection::relayRecipient(const Path& recipient) {
   auto asked = std::chrono::steady_clock::now();
   std::weak_ptr<ClientConnection> weak = shared_from_this();
   downstream_->recipient(transaction.sender, transaction.declared_size, transaction.body, recipient,
-                         [weak, recipient, asked](const Reply& reply) {
+                         [weak, recipient, asked](const DownstreamAnswer& answer) {
+                           const Reply& reply = answer.reply;
                            auto self = weak.lock();
                            if (!self || self->closing_ || !self->transaction_) return;
                            Transaction& transaction = *self->transaction_;
                            transaction.downstream_time += std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now() - asked);
                            transaction.recipients.push_back({recipient.address(), reply.summary()});
-                           if (reply.positive()) transaction.accepted.push_back(recipient);
+                           // RFC 5321 §4.3.2: 250 or 251 (Downstream lets no other 2xx or 3xx through).
+                           if (reply.code() / 100 == 2) transaction.accepted.push_back(recipient);
                            self->answer(reply);
                          });
 }
@@ -414,18 +417,16 @@ void ClientConnection::deliver() {
   auto message = std::make_shared<const OutgoingMessage>(std::move(headers), transaction.spool, std::move(*forged));
   auto sent = std::chrono::steady_clock::now();
   std::weak_ptr<ClientConnection> weak = shared_from_this();
-  auto delivered = [weak, sent](const Reply& reply) {
+  // Downstream answers with 2xx, 4xx or 5xx only: a reply out of RFC 5321's sequence (250 to
+  // DATA, 354 to the final dot) arrives here as 451 4.4.2, with the offending reply for the log.
+  auto delivered = [weak, sent](const DownstreamAnswer& answer) {
     auto self = weak.lock();
     if (!self || self->closing_ || !self->transaction_) return;
     Transaction& transaction = *self->transaction_;
     transaction.downstream_time +=
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sent);
-    transaction.downstream_reply = reply.summary();
-    // A downstream reply that is neither 2xx, 4xx nor 5xx must not reach the client as such.
-    Reply relayed = (reply.positive() && reply.code() < 300) || reply.transient() || reply.permanent()
-                        ? reply
-                        : Downstream::unavailable("unexpected reply " + reply.summary());
-    self->answerAndFinish(relayed);
+    transaction.downstream_reply = (answer.violating_reply ? *answer.violating_reply : answer.reply).summary();
+    self->answerAndFinish(answer.reply, answer.problem.empty() ? std::string() : "downstream: " + answer.problem);
   };
   if (runtime_->maildir) {
     auto runtime = runtime_;
@@ -435,15 +436,15 @@ void ClientConnection::deliver() {
         [runtime, message, result] { *result = runtime->maildir->deliver(*message); },
         [delivered, result]() mutable {
           if (*result) {
-            delivered(Reply::of(250, "2.0.0", "Ok: queued as " + **result));
+            delivered({Reply::of(250, "2.0.0", "Ok: queued as " + **result), std::nullopt, {}});
           } else {
-            delivered(Reply::of(451, "4.3.0", "Error: local delivery failed, try again later"));
+            delivered({Reply::of(451, "4.3.0", "Error: local delivery failed, try again later"), std::nullopt, {}});
           }
         });
     return;
   }
   if (!downstream_) {
-    delivered(Downstream::unavailable("no connection"));
+    delivered({Downstream::unavailable("no connection"), std::nullopt, "no connection"});
     return;
   }
   downstream_->message(std::move(message), delivered);
@@ -466,18 +467,20 @@ void ClientConnection::finishTransaction(const Reply& reply) {
   transaction_.reset();
 }
 
-void ClientConnection::logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply) {
-  worker_.shared().log().write(
-      transactionRecord(facts, transaction, actionOf(reply, transaction.tagged), reply.summary()));
+void ClientConnection::logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply,
+                                      std::string_view reason) {
+  auto record = transactionRecord(facts, transaction, actionOf(reply, transaction.tagged), reply.summary());
+  if (!reason.empty()) record["reason"] = reason;
+  worker_.shared().log().write(record);
 }
 
-void ClientConnection::answerAndFinish(const Reply& reply) {
+void ClientConnection::answerAndFinish(const Reply& reply, std::string_view reason) {
   // The client hears the reply before the record is built and written: strace put 45-70 µs
   // between the downstream's 250 and the client's, which every message's latency carried.
   std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
   SessionFacts facts = facts_;  // answering may run a pipelined EHLO, which changes them
   answer(reply);
-  if (finished) logTransaction(facts, *finished, reply);
+  if (finished) logTransaction(facts, *finished, reply, reason);
 }
 
 void ClientConnection::abandonTransaction(std::string_view why) {

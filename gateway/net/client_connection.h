@@ -47,9 +47,11 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection> {
   void deliver();
   void answer(const Reply& reply);
   void finishTransaction(const Reply& reply);
-  // Answers the client with the transaction's final reply, then logs the transaction.
-  void answerAndFinish(const Reply& reply);
-  void logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply);
+  // Answers the client with the transaction's final reply, then logs the transaction (with
+  // `reason` when the reply is not what it seems: the downstream broke the protocol, timed out).
+  void answerAndFinish(const Reply& reply, std::string_view reason = {});
+  void logTransaction(const SessionFacts& facts, const Transaction& transaction, const Reply& reply,
+                      std::string_view reason = {});
   void abandonTransaction(std::string_view why);
   void relayRecipient(const Path& recipient);
   // Hands the downstream connection back to the worker's pool for the next session.

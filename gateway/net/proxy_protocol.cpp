@@ -4,6 +4,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 namespace mailgate {
@@ -67,9 +68,30 @@ std::expected<std::optional<ProxyHeader>, std::string> parseV2(std::string_view 
   if (bytes.size() < 16 + length) return std::nullopt;
   ProxyHeader header;
   header.length = 16 + length;
+  if (command != 0 && command != 1) return fail("v2 command unknown");
+  // proxy-protocol.txt §2.2: the 14th byte is an address family (high nibble: UNSPEC, INET,
+  // INET6, UNIX) and a transport (low nibble: UNSPEC, STREAM, DGRAM); "other values are
+  // unspecified and must not be emitted in version 2 of this protocol and must be rejected as
+  // invalid by receivers", and these are the combinations it expects. Held for LOCAL too, whose
+  // address block is then ignored: a header that breaks the specification is trusted in no part.
+  unsigned char family_transport = byte(13);
+  switch (family_transport) {
+    case 0x00:  // UNSPEC
+    case 0x11:  // TCP over IPv4
+    case 0x12:  // UDP over IPv4
+    case 0x21:  // TCP over IPv6
+    case 0x22:  // UDP over IPv6
+    case 0x31:  // UNIX stream
+    case 0x32:  // UNIX datagram
+      break;
+    default: {
+      char value[8];
+      std::snprintf(value, sizeof value, "0x%02x", family_transport);
+      return fail(std::string("v2 address family and transport unknown (") + value + ")");
+    }
+  }
   if (command == 0) return header;  // LOCAL: the proxy's own connection (health check)
-  if (command != 1) return fail("v2 command unknown");
-  unsigned family = byte(13) >> 4;
+  unsigned family = family_transport >> 4;
   char text[INET6_ADDRSTRLEN] = {0};
   const char* addresses = bytes.data() + 16;
   if (family == 1) {  // AF_INET: 4 + 4 + 2 + 2
@@ -81,7 +103,7 @@ std::expected<std::optional<ProxyHeader>, std::string> parseV2(std::string_view 
     inet_ntop(AF_INET6, addresses, text, sizeof text);
     header.source_port = static_cast<uint16_t>((byte(16 + 32) << 8) | byte(16 + 33));
   } else {
-    return header;  // UNSPEC or UNIX: no address to take (spec: use the real connection's)
+    return header;  // UNSPEC or UNIX: no address to take (§2.2: use the real connection's)
   }
   header.source_ip = text;
   return header;

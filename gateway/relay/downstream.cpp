@@ -1,6 +1,9 @@
 #include "gateway/relay/downstream.h"
 
+#include <algorithm>
 #include <array>
+#include <string>
+#include <vector>
 
 #include "gateway/net/uv_util.h"
 
@@ -20,11 +23,39 @@ struct Resolve {
   std::shared_ptr<Downstream> owner;
 };
 
+// RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets, and the README promises it for every
+// line the gateway sends. SmtpClient reads longer ones (up to its own bound) from a downstream
+// that ignores the limit; relayed, their text is cut to fit. Cutting keeps what matters: the code
+// and enhanced code are the downstream's decision (a 250 after delivery replaced by a 4xx would
+// make the client send the message again; a 550 user unknown must stay a 5xx), and only the
+// human-readable text is lost.
+Reply withinLineBound(const Reply& reply) {
+  std::size_t overhead = 4 + (reply.enhanced().empty() ? 0 : reply.enhanced().size() + 1) + 2;  // "250 " ... CRLF
+  std::size_t room = Reply::max_line_octets - overhead;
+  bool fits = true;
+  for (const auto& line : reply.lines()) fits = fits && line.size() <= room;
+  if (fits) return reply;
+  std::vector<std::string> lines;
+  for (const auto& line : reply.lines()) {
+    std::size_t cut = std::min(line.size(), room);
+    // Never in the middle of a UTF-8 sequence (continuation octets are 10xxxxxx).
+    while (cut < line.size() && cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xc0) == 0x80) --cut;
+    std::string text = line.substr(0, cut);
+    lines.push_back(reply.enhanced().empty() ? text : reply.enhanced() + (text.empty() ? "" : " ") + text);
+  }
+  return Reply::received(reply.code(), std::move(lines));
+}
+
 }  // namespace
 
 Reply Downstream::unavailable(std::string_view why) {
   auto reply = Reply::make(451, "4.4.1", "Downstream server unavailable, try again later (" + std::string(why) + ")");
   return reply ? *reply : Reply::of(451, "4.4.1", "Downstream server unavailable, try again later");
+}
+
+Reply Downstream::brokeProtocol(std::string_view why) {
+  auto reply = Reply::make(451, "4.4.2", "Downstream server broke the protocol, try again later (" + std::string(why) + ")");
+  return reply ? *reply : Reply::of(451, "4.4.2", "Downstream server broke the protocol, try again later");
 }
 
 std::shared_ptr<Downstream> Downstream::create(uv_loop_t* loop, const DownstreamConfig& config,
@@ -48,13 +79,13 @@ Downstream::~Downstream() = default;
 void Downstream::recipient(const Path& sender, std::optional<uint64_t> size, BodyType body,
                            const Path& recipient, ReplyHandler handler) {
   if (broken()) {
-    handler(unavailable("connection lost"));
+    handler({unavailable("connection lost"), std::nullopt, "connection lost"});
     return;
   }
   if (state_ == State::Idle) {
     connect();
     if (broken()) {  // the connect failed at once (no route, no descriptors)
-      handler(unavailable("connect failed"));
+      handler({unavailable("connect failed"), std::nullopt, "connect failed"});
       return;
     }
   }
@@ -62,38 +93,41 @@ void Downstream::recipient(const Path& sender, std::optional<uint64_t> size, Bod
     in_transaction_ = true;
     mail_refused_.reset();
     enqueue({Command::Mail, [sender, size, body](SmtpClient& client) { client.mail(sender, size, body); },
-             [this](const Reply& reply) {
-               if (!reply.positive()) mail_refused_ = reply;
+             [this](const DownstreamAnswer& answer) {
+               if (answer.reply.code() != 250) mail_refused_ = answer.reply;
              }});
   }
   enqueue({Command::Rcpt, [recipient](SmtpClient& client) { client.rcpt(recipient); },
-           [this, handler = std::move(handler)](const Reply& reply) mutable {
+           [this, handler = std::move(handler)](const DownstreamAnswer& answer) mutable {
              // A refused MAIL refuses each recipient with the downstream's own words.
-             handler(mail_refused_ && reply.code() != 451 ? *mail_refused_ : reply);
+             if (mail_refused_ && answer.reply.code() != 451) handler({*mail_refused_, std::nullopt, {}});
+             else handler(answer);
            }});
   pump();
 }
 
 void Downstream::message(std::shared_ptr<const OutgoingMessage> content, ReplyHandler handler) {
   if (broken() || !in_transaction_) {
-    handler(unavailable(broken() ? "connection lost" : "no transaction"));
+    std::string why = broken() ? "connection lost" : "no transaction";
+    handler({unavailable(why), std::nullopt, why});
     return;
   }
   message_handler_ = std::move(handler);
   enqueue({Command::Data, [](SmtpClient& client) { client.data(); },
-           [this, content = std::move(content)](const Reply& reply) mutable {
+           [this, content = std::move(content)](const DownstreamAnswer& answer) mutable {
              if (broken()) return;  // fail() already answered message_handler_
              // The transaction was abandoned while DATA was on its way: never send the message.
              if (!in_transaction_) {
                fail("transaction abandoned");
                return;
              }
-             if (reply.code() != 354) {
-               // RSET first (the downstream still holds MAIL and RCPT), then the handler, which
-               // may start the next transaction at once.
+             // Anything but 354 here is a 4xx or 5xx refusal (onReply turned any other reply
+             // into a protocol violation): RSET first (the downstream still holds MAIL and RCPT),
+             // then the handler, which may start the next transaction at once.
+             if (answer.reply.code() != 354) {
                auto handler = std::move(message_handler_);
                reset();
-               handler(reply);
+               handler(answer);
                return;
              }
              content_ = std::move(content);
@@ -116,7 +150,7 @@ void Downstream::reset() {
     return;
   }
   in_transaction_ = false;
-  enqueue({Command::Rset, [](SmtpClient& client) { client.rset(); }, [](const Reply&) {}});
+  enqueue({Command::Rset, [](SmtpClient& client) { client.rset(); }, [](const DownstreamAnswer&) {}});
   pump();
 }
 
@@ -128,7 +162,7 @@ void Downstream::close() {
   }
   in_transaction_ = false;
   enqueue({Command::Quit, [](SmtpClient& client) { client.quit(); },
-           [this](const Reply&) { closeHandles(); }});
+           [this](const DownstreamAnswer&) { closeHandles(); }});
   pump();
 }
 
@@ -147,12 +181,12 @@ void Downstream::connect() {
   state_ = State::Connecting;
   armTimer(config_.connect_timeout);
   enqueue({Command::Greeting, [](SmtpClient& client) { client.expectGreeting(); },
-           [this](const Reply& reply) {
-             if (reply.code() != 220) fail("greeting " + reply.summary(), reply);
+           [this](const DownstreamAnswer& answer) {
+             if (answer.reply.code() != 220) fail("greeting " + answer.reply.summary(), answer.reply);
            }});
   enqueue({Command::Ehlo, [this](SmtpClient& client) { client.ehlo(helo_name_); },
-           [this](const Reply& reply) {
-             if (!reply.positive()) fail("EHLO refused: " + reply.summary(), reply);
+           [this](const DownstreamAnswer& answer) {
+             if (answer.reply.code() != 250) fail("EHLO refused: " + answer.reply.summary(), answer.reply);
              greeted_ = true;
            }});
   const HostPort& address = *config_.address;
@@ -286,10 +320,10 @@ void Downstream::streamContent() {
   streaming_ = false;
   content_.reset();
   client_.endOfData();
-  in_flight_.push_back({Command::EndOfData, [](SmtpClient&) {}, [this](const Reply& reply) {
+  in_flight_.push_back({Command::EndOfData, [](SmtpClient&) {}, [this](const DownstreamAnswer& answer) {
                           in_transaction_ = false;
                           auto handler = std::move(message_handler_);
-                          if (handler) handler(reply);
+                          if (handler) handler(answer);
                         }});
   pump();
 }
@@ -305,12 +339,15 @@ void Downstream::onRead(ssize_t nread, const uv_buf_t* buffer) {
     if (!response) break;
     onReply(std::move(*response));
   }
-  if (!broken() && client_.failed()) fail("protocol error: " + client_.failure());
+  if (!broken() && client_.failed()) {
+    std::string why = "protocol violation: " + client_.failure();
+    abandon({brokeProtocol(client_.failure()), std::nullopt, why});
+  }
 }
 
 void Downstream::onReply(SmtpClient::Response response) {
-  if (in_flight_.empty()) {
-    fail("unexpected reply " + response.reply.summary());
+  if (in_flight_.empty()) {  // SmtpClient pairs replies with commands: a safeguard only
+    abandon({brokeProtocol("unexpected reply"), withinLineBound(response.reply), "protocol violation: unexpected reply"});
     return;
   }
   Operation operation = std::move(in_flight_.front());
@@ -321,17 +358,34 @@ void Downstream::onReply(SmtpClient::Response response) {
     fail("downstream said " + response.reply.summary());
     return;
   }
-  operation.on_reply(response.reply);
+  if (!response.permitted) {
+    in_flight_.push_front(std::move(operation));
+    violation(response);
+    return;
+  }
+  operation.on_reply({withinLineBound(response.reply), std::nullopt, {}});
   if (!broken()) pump();
 }
 
 void Downstream::fail(std::string why, std::optional<Reply> reply) {
+  // The downstream's own 4xx is relayed; anything else becomes 451 4.4.1 (a 5xx from a broken
+  // exchange must not make the client bounce the message).
+  bool own = reply && reply->transient() && reply->code() != 421;
+  abandon({own ? withinLineBound(*reply) : unavailable(why), std::nullopt, std::move(why)});
+}
+
+void Downstream::violation(const SmtpClient::Response& response) {
+  // The reply is not what its code says (a 250 to DATA is no delivery, a 354 to RCPT no
+  // recipient), and the exchange is out of step: the connection is dropped, before any message
+  // content is sent, and the client hears a 4xx so that it tries again later.
+  std::string what = std::to_string(response.reply.code()) + " in reply to " + std::string(SmtpClient::name(response.command));
+  abandon({brokeProtocol(what), withinLineBound(response.reply), "protocol violation: " + what});
+}
+
+void Downstream::abandon(const DownstreamAnswer& answer) {
   if (broken()) return;
   auto keep_alive = self_;
   state_ = State::Broken;
-  // The downstream's own 4xx is relayed; anything else becomes 451 4.4.1 (a 5xx from a broken
-  // exchange must not make the client bounce the message).
-  Reply answer = reply && reply->transient() && reply->code() != 421 ? *reply : unavailable(why);
   std::deque<Operation> pending;
   pending.swap(in_flight_);
   for (auto& operation : unsent_) pending.push_back(std::move(operation));

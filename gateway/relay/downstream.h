@@ -2,10 +2,11 @@
 // One connection to the downstream mailbox server, driven by SmtpClient. It opens at the first
 // accepted recipient of a transaction, relays each RCPT, sends the message after the content
 // stages passed, and is reused for the session's next transaction. Every handler is called exactly
-// once, on the loop: with the downstream's reply, or with 451 4.4.1 when the downstream is
-// unreachable, times out, breaks the protocol or drops the connection. The downstream never gets
-// the final "." of a message the gateway did not fully send, so a failure cannot deliver part of
-// a message.
+// once, on the loop: with the downstream's reply, with 451 4.4.1 when the downstream is
+// unreachable, times out or drops the connection, or with 451 4.4.2 when it breaks the protocol
+// (a reply RFC 5321 §4.3.2 does not allow at that point, such as 250 to DATA, or one that is not
+// an SMTP reply). The downstream never gets the final "." of a message the gateway did not fully
+// send, so a failure cannot deliver part of a message.
 
 #include <uv.h>
 
@@ -23,9 +24,21 @@
 
 namespace mailgate {
 
+// What one relayed step came to.
+struct DownstreamAnswer {
+  // For the client: the downstream's own reply (its text cut to 512-octet lines), or the 451
+  // given in its place.
+  Reply reply;
+  // For the decision log: the downstream's reply that broke the protocol, which `reply` stands
+  // in for; and what went wrong when `reply` is not simply the downstream's answer to this step
+  // ("timed out", "protocol violation: 250 in reply to DATA"), else empty.
+  std::optional<Reply> violating_reply;
+  std::string problem;
+};
+
 class Downstream : public std::enable_shared_from_this<Downstream> {
  public:
-  using ReplyHandler = std::move_only_function<void(const Reply&)>;
+  using ReplyHandler = std::move_only_function<void(const DownstreamAnswer&)>;
 
   static std::shared_ptr<Downstream> create(uv_loop_t* loop, const DownstreamConfig& config,
                                             std::string helo_name);
@@ -54,15 +67,17 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   bool broken() const { return state_ == State::Broken || state_ == State::Closed; }
   bool inTransaction() const { return in_transaction_; }
 
-  // The reply a client hears when the downstream cannot be used.
+  // The reply a client hears when the downstream cannot be used (451 4.4.1), or broke the
+  // protocol (451 4.4.2: RFC 3463 X.4.2, "bad connection").
   static Reply unavailable(std::string_view why);
+  static Reply brokeProtocol(std::string_view why);
 
  private:
   enum class State { Idle, Resolving, Connecting, Connected, Broken, Closed };
   struct Operation {
     SmtpClient::Command command;
     std::move_only_function<void(SmtpClient&)> write;  // queues the command's bytes
-    std::move_only_function<void(const Reply&)> on_reply;
+    std::move_only_function<void(const DownstreamAnswer&)> on_reply;
   };
 
   Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name);
@@ -76,6 +91,10 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   void onReply(SmtpClient::Response response);
   void streamContent();
   void fail(std::string why, std::optional<Reply> reply = std::nullopt);
+  // A reply RFC 5321 does not allow in answer to the command it pairs with.
+  void violation(const SmtpClient::Response& response);
+  // The connection is given up: every step still owed an answer gets `answer`.
+  void abandon(const DownstreamAnswer& answer);
   void armTimer(Duration timeout);
   void closeHandles();
 

@@ -1,6 +1,7 @@
 #include "gateway/relay/outgoing_message.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "gateway/smtp/address.h"
 
@@ -9,44 +10,98 @@ namespace {
 
 bool isSpace(char c) { return c == ' ' || c == '\t'; }
 
-// RFC 8601 §2.2: the authserv-id is the first token of the value, before ';' (CFWS allowed).
-bool claimsAuthservId(std::string_view field, std::string_view authserv_id) {
-  constexpr std::string_view name = "authentication-results:";
-  if (field.size() < name.size() || asciiLower(field.substr(0, name.size())) != name) return false;
-  std::string value;
-  for (char c : field.substr(name.size()))
-    if (c != '\r' && c != '\n') value += c;
-  // Drop comments (RFC 5322 CFWS) in front of the authserv-id.
-  std::size_t at = 0;
+// RFC 5322 §2.2.3: a field is unfolded (each CRLF before WSP taken out) before it is read.
+std::string unfolded(std::string_view field) {
+  std::string out;
+  for (char c : field)
+    if (c != '\r' && c != '\n') out += c;
+  return out;
+}
+
+// RFC 2045 §5.1 token characters, and (RFC 6532 §3.2) octets of UTF-8 beyond ASCII.
+bool isTokenChar(unsigned char c) {
+  constexpr std::string_view tspecials = "()<>@,;:\\\"/[]?=";
+  return c >= 0x80 || (c > 0x20 && c < 0x7f && tspecials.find(static_cast<char>(c)) == std::string_view::npos);
+}
+
+// RFC 5322 §3.2.2 CFWS from `at`: blanks and comments, which nest and may hold quoted-pairs.
+// False when a comment does not end.
+bool skipCfws(std::string_view value, std::size_t& at) {
   while (at < value.size()) {
     if (isSpace(value[at])) {
       ++at;
     } else if (value[at] == '(') {
       int depth = 0;
       for (; at < value.size(); ++at) {
-        if (value[at] == '(') ++depth;
-        if (value[at] == ')' && --depth == 0) break;
+        if (value[at] == '\\') ++at;
+        else if (value[at] == '(') ++depth;
+        else if (value[at] == ')' && --depth == 0) break;
       }
+      if (at >= value.size()) return false;
       ++at;
     } else {
       break;
     }
   }
-  std::size_t end = at;
-  while (end < value.size() && value[end] != ';' && !isSpace(value[end]) && value[end] != '(') ++end;
-  return asciiLower(std::string_view(value).substr(at, end - at)) == asciiLower(authserv_id);
+  return true;
+}
+
+std::string_view withoutFinalDot(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return name;
+}
+
+// RFC 8601 §5: a field claiming our authserv-id did not come from us. One whose authserv-id
+// cannot be read is dropped too: a lenient reader might read ours in it.
+bool claimsAuthservId(std::string_view field, std::string_view authserv_id) {
+  std::string text = unfolded(field);
+  auto name = headerFieldName(text);
+  if (!name || !equalsIgnoreCase(*name, "Authentication-Results")) return false;
+  auto id = authservIdOf(std::string_view(text).substr(text.find(':') + 1));
+  // A DNS name with a final dot is the same name (RFC 1034 §3.1).
+  return !id || equalsIgnoreCase(withoutFinalDot(*id), withoutFinalDot(authserv_id));
 }
 
 bool namedOneOf(std::string_view field, const std::vector<std::string>& names) {
-  std::size_t colon = field.find(':');
-  if (colon == std::string_view::npos) return false;
-  std::string_view name = field.substr(0, colon);
-  while (!name.empty() && isSpace(name.back())) name.remove_suffix(1);
-  std::string lowered = asciiLower(name);
-  return std::any_of(names.begin(), names.end(), [&](const std::string& wanted) { return asciiLower(wanted) == lowered; });
+  auto name = headerFieldName(unfolded(field));
+  return name && std::any_of(names.begin(), names.end(), [&](const std::string& wanted) {
+    if (!wanted.empty() && wanted.back() == '*') {
+      std::string_view prefix = std::string_view(wanted).substr(0, wanted.size() - 1);
+      return name->size() >= prefix.size() && equalsIgnoreCase(name->substr(0, prefix.size()), prefix);
+    }
+    return equalsIgnoreCase(*name, wanted);
+  });
 }
 
 }  // namespace
+
+std::optional<std::string> headerFieldName(std::string_view field) {
+  std::size_t colon = field.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view name = field.substr(0, colon);
+  while (!name.empty() && isSpace(name.back())) name.remove_suffix(1);  // obs-optional
+  // RFC 5322 §3.6.8 ftext: printable ASCII but the colon.
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](unsigned char c) { return c >= 33 && c <= 126; }))
+    return std::nullopt;
+  return std::string(name);
+}
+
+std::optional<std::string> authservIdOf(std::string_view value) {
+  std::string id;
+  std::size_t at = 0;
+  if (!skipCfws(value, at)) return std::nullopt;
+  if (at < value.size() && value[at] == '"') {  // RFC 5322 §3.2.4 quoted-string: its content
+    for (++at; at < value.size() && value[at] != '"'; ++at) {
+      if (value[at] == '\\' && ++at == value.size()) return std::nullopt;
+      id += value[at];
+    }
+    if (at == value.size()) return std::nullopt;
+  } else {
+    for (; at < value.size() && isTokenChar(static_cast<unsigned char>(value[at])); ++at) id += value[at];
+  }
+  if (id.empty()) return std::nullopt;
+  return id;
+}
 
 std::string authenticationResultsValue(std::string_view authserv_id, const std::vector<std::string>& results) {
   std::string value = std::string(authserv_id) + ";";

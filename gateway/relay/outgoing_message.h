@@ -1,11 +1,12 @@
 #pragma once
 // The message as it leaves the gateway: the headers it adds, then the received content less the
 // header fields it must not pass on (an Authentication-Results field claiming to be ours, RFC 8601
-// §5). Read in pieces, so a spooled 50 MiB message is never held whole.
+// §5; fields a stage replaces). Read in pieces, so a spooled 50 MiB message is never held whole.
 
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,9 +26,22 @@ std::string authenticationResultsHeader(std::string_view authserv_id, const std:
 // The same without the field name and the final CRLF (`mailgate check` shows it as one field).
 std::string authenticationResultsValue(std::string_view authserv_id, const std::vector<std::string>& results);
 
+// The name of one header field (unfolded), as RFC 5322 reads it: the ftext before the colon, less
+// the blanks that obs-optional (§4.5.3) allows before it ("Authentication-Results :"); nullopt
+// when the line is not a field.
+std::optional<std::string> headerFieldName(std::string_view field);
+// RFC 8601 §2.2: the authserv-id of an (unfolded) Authentication-Results value, after any CFWS,
+// unquoted when it is a quoted-string ("\"mx.example\"" is mx.example), without the version that
+// may follow it ("mx.example 1;"); nullopt when it cannot be read (an unclosed comment or quote,
+// nothing there).
+std::optional<std::string> authservIdOf(std::string_view value);
+
 // The header fields of `content` (up to the first empty line, at most max_header_scan_octets) that
-// must not pass: Authentication-Results fields whose authserv-id is `authserv_id`, and fields
-// named in `replaced_names` (the gateway adds its own in their place). Names case-insensitive.
+// must not pass: Authentication-Results fields whose authserv-id is `authserv_id` (or cannot be
+// read), and fields named in `replaced_names` (the gateway adds its own in their place; a name
+// ending in "*" stands for every name that starts with what comes before it, "X-Spam-*"). Names
+// are matched as headerFieldName reads them, ignoring case; authserv-ids ignoring case and a
+// final dot.
 std::expected<std::vector<ByteRange>, std::string> omittedHeaderFields(const Spool& content, std::string_view authserv_id,
                                                                        const std::vector<std::string>& replaced_names = {});
 

@@ -19,9 +19,15 @@ struct TraceInfo {
   std::chrono::system_clock::time_point time;
 };
 
+// The HELO name as the Received: header shows it: a domain has at most 255 octets (RFC 5321
+// §4.5.3.1.2), and a longer argument, which a client may send in a 1000-octet command line, is
+// cut here so that no header line passes RFC 5322 §2.1.1's 998 octets.
+constexpr std::size_t max_trace_helo_octets = 255;
+
 // "Received: from helo ([192.0.2.1])\r\n\tby mx.example.org (mailgate) with ESMTP id X\r\n\tfor
-// <a@b>; Tue, 24 Nov 2026 08:00:00 +0000\r\n". "for" names the recipient only when there is one
-// (RFC 5321 §4.4 warns that more would disclose Bcc recipients).
+// <a@b>; Tue, 24 Nov 2026 08:00:00 +0000\r\n", folded further where a line would pass 78
+// octets. "for" names the recipient only when there is one (RFC 5321 §4.4 warns that more would
+// disclose Bcc recipients).
 std::string receivedHeader(const TraceInfo& trace);
 
 // RFC 5322 §3.3 date-time in UTC: "Wed, 25 Nov 2026 08:18:32 +0000".

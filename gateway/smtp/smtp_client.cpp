@@ -28,6 +28,38 @@ bool keywordIs(std::string_view line, std::string_view keyword) {
 
 }  // namespace
 
+bool SmtpClient::permits(Command command, int code) {
+  if (code == 421) return true;  // §3.8: the server is closing, whatever it was asked
+  bool error = code >= 400 && code <= 559;
+  switch (command) {
+    case Command::Greeting: return code == 220 || error;  // S: 220, E: 554
+    case Command::Ehlo:
+    case Command::Helo:
+    case Command::Mail:
+    case Command::EndOfData: return code == 250 || error;
+    case Command::Rcpt: return code == 250 || code == 251 || error;
+    case Command::Data: return code == 354 || error;  // I: 354; any other 3xx or a 2xx is no answer
+    case Command::Rset: return code == 250;
+    case Command::Quit: return code == 221;
+  }
+  return false;
+}
+
+std::string_view SmtpClient::name(Command command) {
+  switch (command) {
+    case Command::Greeting: return "greeting";
+    case Command::Ehlo: return "EHLO";
+    case Command::Helo: return "HELO";
+    case Command::Mail: return "MAIL";
+    case Command::Rcpt: return "RCPT";
+    case Command::Data: return "DATA";
+    case Command::EndOfData: return "end of data";
+    case Command::Rset: return "RSET";
+    case Command::Quit: return "QUIT";
+  }
+  return "command";
+}
+
 void SmtpClient::expectGreeting() { expect(Command::Greeting); }
 
 void SmtpClient::ehlo(std::string_view name) {
@@ -147,9 +179,10 @@ void SmtpClient::receive(std::string_view bytes) {
     Command command = expected_.front();
     expected_.pop_front();
     Reply reply = Reply::received(code_, std::exchange(lines_, {}));
-    if (command == Command::Ehlo) learnExtensions(reply);
+    bool permitted = permits(command, code_);
+    if (command == Command::Ehlo) learnExtensions(permitted ? reply : Reply());
     if (command == Command::Helo) learnExtensions(Reply());  // HELO: no extensions at all
-    ready_.push_back(Response{command, std::move(reply)});
+    ready_.push_back(Response{command, std::move(reply), permitted});
   }
   if (failed_) return;
   input_.erase(0, start);

@@ -22,7 +22,17 @@ class SmtpClient {
   struct Response {
     Command command;
     Reply reply;
+    // False when RFC 5321 §4.3.2 does not allow this code in reply to `command` (a 250 to DATA,
+    // a 354 to RCPT): the server broke the protocol, and the reply means nothing it says.
+    bool permitted = true;
   };
+
+  // RFC 5321 §4.3.2's command-reply sequences, by class where the RFC lists codes of a class
+  // (a client "MUST be prepared to deal with unrecognized reply codes by interpreting the first
+  // digit only"), and 421 to any command (§3.8). RSET and QUIT allow their success code only.
+  static bool permits(Command command, int code);
+  // "RCPT", "end of data", ...: for log lines.
+  static std::string_view name(Command command);
 
   // Limits on what the server may send, so a hostile or broken downstream cannot grow memory.
   static constexpr std::size_t max_reply_line_octets = 4096;

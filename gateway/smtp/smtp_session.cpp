@@ -277,10 +277,12 @@ SessionEvent SmtpSession::dataLines() {
     }
     previous_line_ended_crlf_ = ends_crlf;
     if (data_flaw_ == Flaw::None) {
+      // Length first: a line whose first 1000 octets came alone is known too long before the rest
+      // is seen (and dropped, above), so the same line must get the same refusal whole.
       std::size_t body_length = ends_crlf ? length - 2 : length - 1;
-      if (!ends_crlf) data_flaw_ = Flaw::BareLineFeed;
+      if (length > max_line_octets) data_flaw_ = Flaw::LineTooLong;
+      else if (!ends_crlf) data_flaw_ = Flaw::BareLineFeed;
       else if (std::memchr(start, '\r', body_length) != nullptr) data_flaw_ = Flaw::BareCarriageReturn;
-      else if (length > max_line_octets) data_flaw_ = Flaw::LineTooLong;
     }
     // RFC 5321 §4.5.2: remove one leading dot.
     if (line[0] == '.') line.remove_prefix(1);

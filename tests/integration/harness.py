@@ -498,7 +498,8 @@ class Gateway:
     def __init__(self, binary: str, workdir: Path, config: Optional[str] = None, *,
                  port: Optional[int] = None, sink_port: Optional[int] = None,
                  host: str = "127.0.0.1", name: str = "mailgate", args: Sequence[str] = (),
-                 cwd: Optional[Path] = None, env: Optional[dict] = None):
+                 cwd: Optional[Path] = None, env: Optional[dict] = None,
+                 stdout: Optional[int] = None):
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -515,6 +516,7 @@ class Gateway:
         self.log_path = self.workdir / "decisions.jsonl"
         self.stderr_path = self.workdir / "stderr.txt"
         self.stdout_path = self.workdir / "stdout.txt"
+        self.stdout_fd = stdout  # e.g. a pipe's write end, instead of stdout.txt
         self.config_path: Optional[Path] = None
         self.proc: Optional[subprocess.Popen] = None
         self._files = []
@@ -556,9 +558,9 @@ class Gateway:
 
     def start(self, wait: bool = True) -> "Gateway":
         assert self.proc is None, "already started"
-        stdout = open(self.stdout_path, "ab")
+        stdout = open(self.stdout_path, "ab") if self.stdout_fd is None else self.stdout_fd
         stderr = open(self.stderr_path, "ab")
-        self._files = [stdout, stderr]
+        self._files = [stdout, stderr] if self.stdout_fd is None else [stderr]
         self.proc = subprocess.Popen(self.command(), cwd=self.cwd, stdin=subprocess.DEVNULL,
                                      stdout=stdout, stderr=stderr, env=self.env)
         _LIVE_PROCESSES.add(self.proc)

@@ -8,9 +8,18 @@ it accepted as a `Delivery` (which unpacks as the tuple (mail_from, rcpts, data,
 Knobs (plain attributes, read when they are used, so a test may change them between transactions):
   reject_rcpts      {address: reply}: RCPT replies for chosen recipients (case-insensitive),
                     e.g. {"nobody@example.org": "550 5.1.1 User unknown"}
-  mail_reply        reply to every MAIL instead of 250 (e.g. "451 4.3.0 Try later")
+  mail_reply        reply to every MAIL instead of 250 (e.g. "451 4.3.0 Try later"); unless it
+                    starts with "2" the sink holds no sender afterwards (so a "354" here is a
+                    refusal to the sink, whatever a client makes of it)
+  rcpt_reply        reply to every RCPT instead of 250 (reject_rcpts still wins); the recipient
+                    is taken only when it starts with "2" (e.g. "354 Go ahead": no recipient)
+  data_command_reply  reply to the DATA command instead of 354; the message is not read, and
+                    nothing is recorded (e.g. "250 2.0.0 Ok", which no client may take for a 354)
   data_reply        reply to the final dot instead of "250 2.0.0 Ok: queued as N"; a message is
                     recorded only when this reply is 2xx
+  rset_reply        reply to RSET instead of 250 (the sink resets all the same)
+  Any reply knob may hold several lines ("550-5.1.1 a\r\n550 5.1.1 b") and lines of any length
+  (RFC 5321 §4.5.3.1.5 allows 512 octets; a broken server sends more).
   drop_during_data  after the 354, read some message bytes, then close without a reply
   drop_after_dot    read the whole message, then close without a reply (nothing recorded)
   delay_seconds     sleep this long before each reply ...
@@ -155,7 +164,9 @@ class Sink:
         hostname: str = "sink.test",
         reject_rcpts: Optional[dict[str, str]] = None,
         mail_reply: Optional[str] = None,
+        rcpt_reply: Optional[str] = None,
         data_reply: Optional[str] = None,
+        rset_reply: Optional[str] = None,
         data_command_reply: Optional[str] = None,
         drop_during_data: bool = False,
         drop_after_dot: bool = False,
@@ -171,7 +182,9 @@ class Sink:
         self.hostname = hostname
         self.reject_rcpts = {k.lower(): v for k, v in (reject_rcpts or {}).items()}
         self.mail_reply = mail_reply
+        self.rcpt_reply = rcpt_reply
         self.data_reply = data_reply
+        self.rset_reply = rset_reply
         self.data_command_reply = data_command_reply  # instead of 354 to the DATA command
         self.drop_during_data = drop_during_data
         self.drop_after_dot = drop_after_dot
@@ -465,8 +478,10 @@ class _Session:
         refusal = self.sink.reject_rcpts.get(address.lower())
         if refusal:
             return self.reply("RCPT", refusal)
-        self.rcpts.append(address)
-        self.reply("RCPT", "250 2.1.5 Ok")
+        reply = self.sink.rcpt_reply or "250 2.1.5 Ok"
+        if reply.startswith("2"):
+            self.rcpts.append(address)
+        self.reply("RCPT", reply)
 
     def cmd_DATA(self, argument: str) -> None:
         if self.mail_from is None:
@@ -533,7 +548,7 @@ class _Session:
 
     def cmd_RSET(self, argument: str) -> None:
         self.reset()
-        self.reply("RSET", "250 2.0.0 Ok")
+        self.reply("RSET", self.sink.rset_reply or "250 2.0.0 Ok")
 
     def cmd_NOOP(self, argument: str) -> None:
         self.reply("NOOP", "250 2.0.0 Ok")

@@ -42,6 +42,8 @@ OTHER = "other.dkim.example"  # a second signer, not the author's domain
 AUTHOR = f"alice@{DOMAIN}"
 RFC8463_MESSAGE = Path(__file__).resolve().parents[1] / "data" / "dkim" / "rfc8463-A3.eml"
 FOOTBALL = "football.example.com"
+# Issue 12: a d= that a reader taking "(" for a comment would read as "legitimate.com".
+INJECTED_D = "legitimate.com(.attacker.com"
 # RFC 8463 appendix A.2: the ed25519 public key and the RSA key (the one of RFC 6376 appendix C).
 RFC8463_ED25519 = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 RFC8463_RSA = ("v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08"
@@ -96,6 +98,7 @@ def zones(keys: Keys) -> dict:
         key_name("sel1024", OTHER): [{"TXT": keys.other.record}],
         key_name("brisbane", FOOTBALL): [{"TXT": RFC8463_ED25519}],
         key_name("test", FOOTBALL): [{"TXT": RFC8463_RSA}],
+        key_name("sel2048", INJECTED_D): [{"TXT": keys.main.record}],
     }
 
 
@@ -783,3 +786,76 @@ def test_forged_auth_results_is_removed_from_a_signed_message(dkim_gateway, sink
     sent = send(dkim_gateway(), content)
     message_ = check_delivered(sink, sent, [good()])  # and the good signature still verifies there
     assert forged not in message_
+
+
+def test_forged_auth_results_in_every_spelling_is_removed(dkim_gateway, sink):
+    """Issue 12: RFC 5322 reads a field name in any case and with blanks before the colon
+    (obs-optional, §4.5.3), RFC 8601 §2.2 an authserv-id as a token or a quoted-string, after
+    comments, before a version. Each "forged" field claims our authserv-id in one of those ways
+    and does not reach the downstream; fields of another authserv-id, spelt the same ways, do, as
+    sent."""
+    forged = [
+        f"Authentication-Results : {HOSTNAME}; dmarc=pass header.from=forged1.example",
+        f'Authentication-Results: "{HOSTNAME}"; dmarc=pass header.from=forged2.example',
+        f"authentication-results:{HOSTNAME}; dkim=pass header.d=forged3.example",
+        f"AUTHENTICATION-RESULTS\t: {HOSTNAME.upper()}; spf=pass smtp.mailfrom=forged4.example",
+        f"Authentication-Results: {HOSTNAME} 1; dmarc=pass header.from=forged5.example",
+        f"Authentication-Results: (trusted) {HOSTNAME};\r\n\tdkim=pass header.d=forged6.example",
+        f'Authentication-Results:\r\n (c)\r\n "{HOSTNAME}" 1;\r\n dmarc=pass header.from=forged7.example',
+    ]
+    foreign = [
+        "Authentication-Results : other.example; dmarc=fail header.from=bank.example",
+        'Authentication-Results: "other.example"; dkim=fail header.d=bank.example',
+        f"Authentication-Results: ({HOSTNAME}) other.example 1; spf=fail smtp.mailfrom=bank.example",
+    ]
+    content = message(extra_headers=[forged[0], foreign[0], *forged[1:4], foreign[1], *forged[4:], foreign[2]])
+    sent = send(dkim_gateway(), content)
+    sent.end.check(250)
+    check_log(sent, result="none", verdict="tag", action="tag", expects=[])
+    message_ = delivered(sink, sent)
+    head = message_.partition(b"\r\n\r\n")[0] + b"\r\n"
+    assert b"forged" not in message_, head
+    for field in foreign:
+        assert head.count(field.encode() + b"\r\n") == 1, (field, head)
+    # ours, on top, and the foreign ones: nothing else named Authentication-Results in any spelling
+    named = re.findall(rb"(?im)^authentication-results[ \t]*:.*$", head)
+    assert len(named) == 1 + len(foreign), named
+    assert re.match(rb"Received: [^\r]*\r\n(?:[ \t][^\r]*\r\n)*Authentication-Results: " + re.escape(HOSTNAME.encode()) +
+                    rb";\r\n\tdkim=none\r\n", message_), head
+
+
+# ------------------------------------------------------------------------------- identifiers
+def test_an_invalid_d_is_a_permerror_and_never_a_header_d(dkim_gateway, sink, dns, keys, monkeypatch):
+    """Issue 12, RFC 6376 §3.5: d= is a domain-name of LDH labels. A message signed by an
+    independent signer (dkimpy) with d=legitimate.com(.attacker.com, the key published under that
+    very name so that its cryptography holds, is a permerror; and Authentication-Results names no
+    header.d, nor anything of that d=, for a reader taking "(" for a comment to see
+    header.d=legitimate.com."""
+    sender = "alice@legitimate.com"
+    content = sign(message(sender=sender), keys.main, "sel2048", INJECTED_D)
+    assert f"d={INJECTED_D};".encode() in content
+    # dkimpy's verifier refuses that d= too (RFC 6376 §3.5); with its check of the tags set aside,
+    # its cryptography verifies: only d= is wrong.
+    with pytest.raises(dkim.ValidationError, match="d= value is not valid"):
+        dkim.DKIM(content).verify(dnsfunc=published_key)
+    monkeypatch.setattr(dkim, "validate_signature_fields", lambda *args, **kwargs: None)
+    assert dkim.DKIM(content).verify(dnsfunc=published_key), "the signature's cryptography must hold"
+    dns.reset_query_count()
+    sent = send(dkim_gateway(), content, sender=sender)
+    sent.end.check(250)
+    # the key was fetched: the permerror comes from d=, not from a missing key
+    assert dns.query_count(key_name("sel2048", INJECTED_D), "TXT") == 1, dns.queries()
+    check_log(sent, result="permerror", verdict="tag", action="tag",
+              expects=[Expect("permerror", INJECTED_D, "sel2048", reason="d= is not a valid domain name")])
+
+    message_ = delivered(sink, sent)
+    fields = auth_results(message_)
+    assert len(fields) == 1, fields
+    entries = our_auth_results(message_)
+    assert len(entries) == 1, entries
+    b = signature_values(content)[0]["b"]
+    m = re.fullmatch(r'dkim=permerror reason="d= is not a valid domain name" header\.s=sel2048 header\.a=rsa-sha256'
+                     r' header\.b=(?P<b>"[A-Za-z0-9+/=]+"|[A-Za-z0-9+]+)', entries[0])
+    assert m, entries[0]
+    assert len(_unquote(m["b"])) >= 8 and b.startswith(_unquote(m["b"])), (m["b"], b)
+    assert "header.d" not in fields[0] and "legitimate" not in fields[0] and "attacker" not in fields[0], fields[0]

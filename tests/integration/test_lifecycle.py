@@ -1,11 +1,15 @@
 """The process around the sessions: config validation (--check-config), SIGTERM (drain, then exit 0),
-SIGHUP (reload) and the decision log (design.md §3 "Config", "Logs"; §4)."""
+SIGHUP (reload, reopen the log), SIGUSR1 (reopen the log), stray signals, the listen address held by
+another process, and the decision log, also when nobody reads it (design.md §3 "Config", "Logs"; §4)."""
 
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -500,3 +504,293 @@ def test_decision_log_records_refusals_at_mail(gateway):
     assert len(records) == 1, records_for_client(gateway.log_records(), port)
     assert records[0].get("action") == "reject"
     assert str(records[0]["reply"]).startswith(f"{reply.code} {reply.lines[0]}".rstrip())
+
+
+# ------------------------------------------------------------------------------- a stuck log
+REPLY_BOUND = 5.0  # every reply, while the log is stuck, within this (seconds)
+LOG_STUCK_SECONDS = 30.0
+# Refused MAILs, each one decision record of ~0.7 KiB: ~16 MB, twice the log's 8 MiB queue.
+FLOOD_RECORDS = 24_000
+
+
+class PipeReader:
+    """Reads a pipe to its end in a background thread."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return
+            self.data += chunk
+
+    def text(self) -> str:
+        return bytes(self.data).decode("utf-8")
+
+    def wait_closed(self, timeout: float) -> str:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the log pipe was not closed"
+        return self.text()
+
+
+def refused_mails(port: int, count: int) -> None:
+    """`count` pipelined MAILs refused by the size_limit stage (one decision record each), each
+    reply in time."""
+    with Raw.session(port, timeout=REPLY_BOUND) as raw:
+        raw.send("MAIL FROM:<flood@example.com> SIZE=999999999\r\n" * count)
+        for _ in range(count):
+            raw.read_reply().check(552, "5.3.4")
+        raw.cmd("QUIT").check(221)
+
+
+def parse_log(text: str) -> list[dict]:
+    """Every line one whole JSON object: a split or interleaved record fails here."""
+    assert text == "" or text.endswith("\n"), f"the log ends in a partial line: {text[-200:]!r}"
+    records = []
+    for line in text.split("\n")[:-1]:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"decision log line is not JSON ({e}): {line[:300]!r}")
+    return records
+
+
+@pytest.mark.time_limit(120)
+def test_a_log_nobody_reads_does_not_stop_mail(start_gateway, sink):
+    # log.path = "-" with standard output a pipe the test does not read for 30 s: it holds 64 KiB,
+    # then the gateway's queue fills, then records are counted and dropped. Mail never waits.
+    read_end, write_end = os.pipe()
+    reader = None
+    try:
+        try:
+            gateway = start_gateway(sink=sink, log={"path": "-"}, stdout=write_end)
+        finally:
+            os.close(write_end)
+        started = time.monotonic()
+        errors: list[str] = []
+        floods = [threading.Thread(target=lambda: errors.extend(run_guarded(refused_mails, gateway.port,
+                                                                            FLOOD_RECORDS // 2)))
+                  for _ in range(2)]
+        for t in floods:
+            t.start()
+        for t in floods:
+            t.join(60)
+        assert not errors, errors
+        messages = 0
+        while time.monotonic() - started < LOG_STUCK_SECONDS:
+            with Raw.session(gateway.port, timeout=REPLY_BOUND) as raw:
+                raw.transaction("a@example.com", ["b@example.org"],
+                                make_message(subject=f"message {messages}")).check(250)
+                raw.cmd("QUIT").check(221)
+            messages += 1
+            time.sleep(0.1)
+        assert gateway.running
+        assert len(sink.wait_for_messages(messages)) == messages
+        # The operator heard of it while the log was stuck (a report every 10 s).
+        reports = re.findall(r"decision log -: (\d+) records dropped \((\d+) since start\)", gateway.stderr_text())
+        assert reports, f"no report of dropped records on stderr:\n{gateway.stderr_text()}"
+
+        reader = PipeReader(read_end)
+        wait_until(lambda: '"log_overflow"' in reader.text(), 15, "the log_overflow record")
+        gateway.stop()
+        text = reader.wait_closed(10)
+    finally:
+        os.close(read_end)  # when the test failed early, a stuck gateway gets EPIPE and can stop
+    records = parse_log(text)
+    overflows = [r for r in records if r.get("type") == "log_overflow"]
+    dropped = sum(r["dropped"] for r in overflows)
+    transactions = [r for r in records if r.get("type") == "transaction"]
+    assert dropped > 0 and overflows[-1]["dropped_total"] == dropped, overflows
+    # Every record is either in the log or counted: none lost silently, none twice.
+    assert len(transactions) + dropped == FLOOD_RECORDS + messages, (
+        f"{len(transactions)} records + {dropped} dropped != {FLOOD_RECORDS} + {messages}")
+    totals = [int(total) for _, total in re.findall(r"decision log -: (\d+) records dropped \((\d+) since start\)",
+                                                    gateway.stderr_text())]
+    assert max(totals) == dropped, gateway.stderr_text()
+
+
+def run_guarded(function, *args) -> list[str]:
+    """Runs `function` in a thread; returns its failure as a list of one message (or none)."""
+    try:
+        function(*args)
+    except BaseException as e:  # noqa: BLE001 - reported to the test's thread
+        return [f"{type(e).__name__}: {e}"]
+    return []
+
+
+# ------------------------------------------------------------------------------- log rotation
+class Traffic:
+    """Transactions one after another in a background thread, each with its own sender."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.sent: list[str] = []
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                sender = f"n{len(self.sent)}@example.com"
+                with Raw.session(self.port, timeout=REPLY_BOUND) as raw:
+                    raw.transaction(sender, ["b@example.org"], make_message(sender=sender)).check(250)
+                    raw.cmd("QUIT")
+                self.sent.append(sender)
+        except BaseException as e:  # noqa: BLE001 - reported by stop()
+            self.errors.append(f"{type(e).__name__}: {e}")
+
+    def stop(self) -> list[str]:
+        self.stopping.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the traffic thread did not finish"
+        assert not self.errors, self.errors
+        assert self.sent, "no transaction was sent"
+        return self.sent
+
+
+def transaction_senders(path: Path) -> list[str]:
+    return [bare(r.get("sender")) for r in parse_log(path.read_text() if path.exists() else "")
+            if r.get("type") == "transaction"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGHUP], ids=["SIGUSR1", "SIGHUP"])
+def test_log_rotation_loses_and_splits_no_record(start_gateway, sink, sig):
+    gateway = start_gateway(sink=sink)
+    rotated = gateway.log_path.with_name("decisions.jsonl.1")
+    traffic = Traffic(gateway.port)
+    time.sleep(1.0)
+    os.rename(gateway.log_path, rotated)  # as logrotate does, then it signals
+    gateway.signal(sig)
+    wait_until(lambda: gateway.log_path.exists(), 5, "the log to be reopened at log.path")
+    time.sleep(1.0)
+    sent = traffic.stop()
+    assert gateway.running, f"{sig.name} ended the gateway"
+
+    def logged() -> list[str]:
+        return transaction_senders(rotated) + transaction_senders(gateway.log_path)
+
+    wait_until(lambda: set(sent) <= set(logged()), 5, "a record for every transaction")
+    time.sleep(0.2)  # a duplicate, if any, would be there by now
+    old, new = transaction_senders(rotated), transaction_senders(gateway.log_path)
+    assert old and new, f"{len(old)} records in the rotated file, {len(new)} in the new one"
+    assert sorted(old + new) == sorted(sent), "each transaction must have exactly one record"
+    # Records before the signal stayed in the old file, those after it went to the new one.
+    assert max(sent.index(s) for s in old) < min(sent.index(s) for s in new)
+    if sig == signal.SIGHUP:
+        assert "configuration reloaded" in gateway.stderr_text()
+
+
+def test_sighup_moves_the_log_to_a_new_log_path(start_gateway, sink):
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.transaction("before@example.com", ["b@example.org"], make_message()).check(250)
+    moved = gateway.workdir / "moved.jsonl"
+    gateway.write_config(build_config(log={"path": str(moved)}))
+    gateway.signal(signal.SIGHUP)
+    wait_until(moved.exists, 5, "the log to be reopened at the new log.path")
+    with Raw.session(gateway.port) as raw:
+        raw.transaction("after@example.com", ["b@example.org"], make_message()).check(250)
+    wait_until(lambda: "after@example.com" in transaction_senders(moved), 5, "the record in the new file")
+    assert transaction_senders(gateway.log_path) == ["before@example.com"]
+    assert transaction_senders(moved) == ["after@example.com"]
+
+
+# ------------------------------------------------------------------------------- stray signals
+# What an operator, a library or the system may send; each one's default would end the process
+# at once (README "Signals").
+STRAY_SIGNALS = [signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE, signal.SIGVTALRM, signal.SIGPROF,
+                 signal.SIGIO, signal.SIGPWR, signal.SIGSTKFLT, signal.SIGXFSZ, signal.SIGRTMIN,
+                 signal.SIGRTMIN + 5, signal.SIGRTMAX]
+
+
+def test_stray_signals_do_not_end_the_gateway(start_gateway, sink):
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:  # a session open across every signal
+        for number, sig in enumerate(STRAY_SIGNALS):
+            gateway.signal(sig)
+            time.sleep(0.2)
+            assert gateway.running, f"signal {sig} ended the gateway"
+            raw.transaction("a@example.com", ["b@example.org"],
+                            make_message(subject=f"after signal {int(sig)}")).check(250)
+        raw.cmd("QUIT").check(221)
+    assert len(sink.wait_for_messages(len(STRAY_SIGNALS))) == len(STRAY_SIGNALS)
+    # ... and SIGTERM still drains and exits 0 (the fixture checks).
+
+
+def test_sigxcpu_drains_like_sigterm(start_gateway, sink):
+    gateway = start_gateway(sink=sink)
+    gateway.signal(signal.SIGXCPU)  # RLIMIT_CPU's soft limit: clean up before SIGKILL
+    assert gateway.wait(15) == 0
+    assert "stopping" in gateway.stderr_text()
+
+
+def test_sigusr1_while_draining_does_not_end_the_gateway(start_gateway, sink):
+    gateway = start_gateway(sink=sink, server={"shutdown_timeout": "10s"})
+    raw = Raw.session(gateway.port)
+    try:
+        open_transaction(raw)
+        raw.send(b"Subject: in flight\r\n\r\nstill coming\r\n")
+        gateway.signal(signal.SIGTERM)
+        wait_until(lambda: new_connection_refused(gateway.port), 5, "the drain to start")
+        gateway.signal(signal.SIGUSR1)  # logrotate does not know the gateway is stopping
+        gateway.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert gateway.running, "a signal during the drain ended the gateway"
+        raw.send(b".\r\n")
+        raw.read_reply(timeout=10).check(250)
+        finish_politely(raw)
+    finally:
+        raw.close()
+    assert gateway.wait(15) == 0
+
+
+# ------------------------------------------------------------------------------- address in use
+def test_a_second_gateway_on_a_live_address_refuses_to_start(start_gateway, sink):
+    first = start_gateway(sink=sink)
+    # A test instance with no stages, on the live address: it must not take a share of the mail.
+    second = start_gateway(sink=sink, port=first.port, stages=[], wait=False, name="second")
+    try:
+        code = second.wait(10)
+    finally:
+        second.stop(check=False)  # kills it if it is still running
+    assert code != 0, "the second gateway exited 0"
+    stderr = second.stderr_text()
+    assert f"127.0.0.1:{first.port}" in stderr and "in use" in stderr, stderr
+    for n in range(8):
+        with Raw.session(first.port) as raw:
+            raw.transaction("a@example.com", ["b@example.org"], make_message(subject=f"m{n}")).check(250)
+            raw.cmd("QUIT")
+    assert len(sink.wait_for_messages(8)) == 8
+    assert len(first.wait_for_records(lambda r: r.get("type") == "transaction", count=8)) == 8
+
+
+def time_wait_sockets(port: int) -> int:
+    """Connections on local port `port` in TIME_WAIT (state 06 in /proc/net/tcp)."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port and fields[3] == "06":
+                count += 1
+    return count
+
+
+def test_a_restart_right_after_stop_binds_despite_time_wait(start_gateway, sink):
+    first = start_gateway(sink=sink, server={"workers": 4})
+    for _ in range(3):
+        with Raw.session(first.port) as raw:
+            raw.transaction("a@example.com", ["b@example.org"], make_message()).check(250)
+            raw.cmd("QUIT").check(221)
+            raw.expect_closed()  # the gateway closed first: its side waits in TIME_WAIT
+    first.stop()
+    assert time_wait_sockets(first.port) > 0, "no connection in TIME_WAIT: the test proves nothing"
+    again = start_gateway(sink=sink, port=first.port, server={"workers": 4}, name="restarted")
+    with Raw.session(again.port) as raw:
+        raw.transaction("a@example.com", ["b@example.org"], make_message()).check(250)

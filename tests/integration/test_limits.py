@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -122,6 +123,51 @@ def test_idle_timeout_in_the_middle_of_data(start_gateway, sink):
 
 
 # ------------------------------------------------------------------------------- recipients
+def test_a_slow_reader_gets_every_pipelined_reply_and_the_221(gateway):
+    """A client that pipelined many commands ending in QUIT and reads its replies slowly, after a
+    pause of a few seconds, still gets every one of them, the 221 included: the gateway gives its
+    last replies 10 s to leave before it closes (the README's fixed limit), not 10 ms."""
+    client = socket.socket()
+    # A small receive buffer, set before connecting, keeps the replies in the gateway: more than
+    # its socket can hold (Linux lets that grow to net.ipv4.tcp_wmem's 4 MiB) wait in its queue.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    client.settimeout(30)
+    client.connect(("127.0.0.1", gateway.port))
+    try:
+        received = b""
+        while not received.endswith(b"\r\n"):
+            received += client.recv(4096)
+        assert received.startswith(b"220 "), received
+        client.sendall(b"EHLO client.test\r\n")
+        one = b""
+        while b"\r\n250 " not in one or not one.endswith(b"\r\n"):
+            one += client.recv(4096)
+        count = (8 << 20) // len(one) + 1  # about 8 MiB of replies
+        commands = b"EHLO client.test\r\n" * count + b"QUIT\r\n"
+        sender = threading.Thread(target=client.sendall, args=(commands,), daemon=True)
+        sender.start()
+        time.sleep(3)  # the client is busy elsewhere: nothing is read
+        chunks = []
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            try:
+                chunk = client.recv(16 * 1024)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            time.sleep(0.002)  # a slow reader: a few MB/s
+        sender.join(timeout=5)
+        replies = b"".join(chunks)
+    finally:
+        client.close()
+    assert replies.count(one) == count, (
+        f"{replies.count(one)} of {count} EHLO replies arrived; the stream ended with {replies[-200:]!r}")
+    assert replies.endswith(b"221 2.0.0 Bye\r\n"), f"no 221 at the end: {replies[-200:]!r}"
+    assert len(replies) == count * len(one) + len(b"221 2.0.0 Bye\r\n")
+
+
 def test_max_recipients(start_gateway, sink):
     gateway = start_gateway(sink=sink, server={"max_recipients": 3})
     with Raw.session(gateway.port) as raw:

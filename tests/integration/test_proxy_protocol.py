@@ -68,6 +68,31 @@ def test_missing_or_malformed_header_closes_without_a_session(start_gateway, sin
     assert all("PROXY" in r["reason"] for r in records)
 
 
+@pytest.mark.parametrize("command, family", [(0x21, 0xF1), (0x21, 0x13), (0x21, 0x41), (0x20, 0xF1)])
+def test_v2_header_with_an_unknown_family_closes_without_a_session(start_gateway, sink, command, family):
+    """proxy-protocol.txt §2.2: other values of the 14th byte "must be rejected as invalid by
+    receivers"; they were taken for UNSPEC (the proxy's own address became the client's). A LOCAL
+    command (0x20) is held to it too."""
+    gw = start_gateway(sink=sink, server={"proxy_protocol": True})
+    addresses = socket.inet_pton(socket.AF_INET, "192.0.2.7") + socket.inet_pton(socket.AF_INET, "127.0.0.1") \
+        + struct.pack("!HH", 40000, 25)
+    header = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, family]) + struct.pack("!H", len(addresses)) + addresses
+    with proxied(gw.port, header) as raw:
+        raw.expect_closed()
+    [record] = gw.wait_for_records(lambda r: r.get("type") == "connection")
+    assert "PROXY" in record["reason"] and f"0x{family:02x}" in record["reason"], record
+
+
+def test_v2_local_with_unspec_is_a_health_check(start_gateway, sink):
+    """A LOCAL command with UNSPEC is what a proxy's health check sends: a session on the proxy's
+    own address."""
+    gw = start_gateway(sink=sink, server={"proxy_protocol": True})
+    with proxied(gw.port, b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0, 0])) as raw:
+        deliver(raw)
+    [record] = gw.wait_for_records(lambda r: r.get("type") == "transaction")
+    assert record["client"]["ip"] == "127.0.0.1", record
+
+
 def test_untrusted_source_is_refused(start_gateway, sink):
     gw = start_gateway(sink=sink, wait=False, server={"proxy_protocol": True, "proxy_sources": ["192.0.2.0/24"]})
     wait_for_port(gw.port)

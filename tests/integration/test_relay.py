@@ -72,6 +72,25 @@ def test_downstream_reply_to_the_message_is_relayed_on_success(gateway, sink):
     assert len(sink.wait_for_messages(1)) == 1
 
 
+def test_long_helo_keeps_every_received_line_within_998_octets(gateway, sink):
+    """RFC 5322 §2.1.1: a header line is at most 998 octets. A 990-octet HELO (it fits in a
+    1000-octet command line) once made a 1,019-octet Received: line; the name is cut to 255
+    octets, the longest domain (RFC 5321 §4.5.3.1.2)."""
+    helo = ("a" * 62 + ".") * 15 + "b" * 45
+    assert len(helo) == 990
+    content = make_message()
+    with Raw(gateway.port) as raw:
+        raw.greet()
+        raw.ehlo(helo)
+        raw.transaction("a@example.com", ["b@example.org"], content).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    prepended = delivery.content()[: -len(content)]
+    lines = prepended.split(b"\r\n")[:-1]
+    assert max(len(line) for line in lines) <= 998, [len(line) for line in lines]
+    headers = prepended_headers(delivery.content(), content)
+    check_received(headers, helo=helo[:255])
+
+
 def ipv6_loopback_available() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as s:
@@ -174,6 +193,129 @@ def test_downstream_refusing_mail_from_is_relayed_at_rcpt(start_gateway, make_si
         raw.cmd("MAIL FROM:<a@example.com>").check(250, "2.1.0")
         reply = raw.cmd("RCPT TO:<b@example.org>")
         assert reply.code // 100 == 4, f"downstream trouble must be a 4xx, got {reply}"
+
+
+# ------------------------------------------------------------------------------- protocol violations
+# RFC 5321 §4.3.2 lists the replies each command may get. A downstream that answers out of that
+# list is broken: the client hears 451 4.4.2, never the reply's own code, and nothing is delivered.
+def _transaction_record(gateway, sender="a@example.com"):
+    [record] = gateway.wait_for_records(lambda r: r.get("type") == "transaction" and r.get("sender") == sender)
+    return record
+
+
+@pytest.mark.parametrize("reply_to_data", ["250 2.0.0 Ok", "221 2.0.0 Bye", "334 VXNlcm5hbWU6"])
+def test_downstream_answering_data_with_anything_but_354_or_an_error_gives_451_4_4_2(
+        start_gateway, make_sink, reply_to_data):
+    """The issue's case: a 250 to DATA was taken as the final reply, so the client heard 250 while
+    nothing was delivered. (4xx and 5xx to DATA are relayed: see
+    test_downstream_refusing_data_leaves_the_connection_fit_for_the_next_transaction.)"""
+    sink = make_sink(data_command_reply=reply_to_data)
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        open_transaction(raw)
+        raw.send_data(make_message()).check(451, "4.4.2")
+        # The session goes on, and the next transaction gets a fresh downstream connection.
+        sink.data_command_reply = None
+        raw.transaction("b@example.com", ["b@example.org"], make_message(subject="after")).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert delivery.mail_from == "b@example.com", "the message refused at DATA was delivered"
+    record = _transaction_record(gateway)
+    assert record["action"] == "tempfail" and record["reply"].startswith("451 4.4.2"), record
+    assert record["downstream_reply"] == reply_to_data, record
+    assert "protocol violation" in record["reason"] and "DATA" in record["reason"], record
+
+
+def test_downstream_354_to_rcpt_is_not_an_accepted_recipient(start_gateway, make_sink):
+    sink = make_sink(rcpt_reply="354 Go ahead")
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        mail, rcpt, data = raw.read_replies(3)
+        mail.check(250, "2.1.0")
+        rcpt.check(451, "4.4.2")
+        check_no_valid_recipients(data)
+        raw.cmd("RSET").check(250)
+    assert sink.messages == []
+    record = _transaction_record(gateway)
+    [recipient] = record["recipients"]
+    assert recipient["reply"].startswith("451 4.4.2") and "354" in recipient["reply"], record
+
+
+def test_downstream_354_to_mail_is_not_an_accepted_sender(start_gateway, make_sink):
+    sink = make_sink(mail_reply="354 Go ahead")
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250, "2.1.0")
+        raw.cmd("RCPT TO:<b@example.org>").check(451, "4.4.2")
+        raw.cmd("RCPT TO:<c@example.org>").check(451)  # the next one is no luckier
+    assert sink.messages == []
+
+
+def test_downstream_greeting_that_is_no_greeting_gives_451_4_4_2(start_gateway, make_sink):
+    sink = make_sink(greeting="250 sink.test hello")
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250)
+        raw.cmd("RCPT TO:<b@example.org>").check(451, "4.4.2")
+
+
+def test_downstream_answering_rset_out_of_protocol_is_not_reused(start_gateway, make_sink):
+    """RSET may only get 250: a downstream answering otherwise is out of step, and its
+    connection is dropped rather than used for the next transaction."""
+    sink = make_sink(rset_reply="354 what now")
+    gateway = start_gateway(sink=sink)
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250)
+        raw.cmd("RCPT TO:<b@example.org>").check(250)
+        raw.cmd("RSET").check(250)  # the client's RSET: the gateway sends one downstream
+        # Commands pipelined behind that RSET would share its fate: wait until it is answered.
+        deadline = time.monotonic() + 5
+        while not any(line.endswith("S: 354 what now") for line in sink.transcript()):
+            assert time.monotonic() < deadline, "the gateway sent no RSET downstream"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        raw.transaction("a@example.com", ["b@example.org"], make_message()).check(250)
+    [delivery] = sink.wait_for_messages(1)
+    assert delivery.connection == 2, "the connection that broke the protocol was used again"
+
+
+LONG_TEXT = "x" * 4000
+
+
+@pytest.mark.parametrize("knob, reply", [
+    ("reject_rcpts", "550 5.1.1 " + LONG_TEXT),
+    ("reject_rcpts", "550-5.1.1 " + LONG_TEXT + "\r\n550 5.1.1 " + "é" * 2000),
+    ("reject_rcpts", "450 " + LONG_TEXT),
+    ("data_reply", "250 2.0.0 Ok: queued as " + LONG_TEXT),
+], ids=["rcpt-550", "rcpt-550-multiline-utf8", "rcpt-450-no-enhanced", "end-of-data-250"])
+def test_downstream_reply_lines_reach_the_client_within_512_octets(start_gateway, make_sink, knob, reply):
+    """RFC 5321 §4.5.3.1.5 and the README: no reply line over 512 octets reaches the client, even
+    when the downstream sends one. The reply keeps its code and enhanced code (a 250 after the
+    message was delivered must stay a 250, or the client would send it again)."""
+    refused = "long@example.org"
+    sink = make_sink(**({"reject_rcpts": {refused: reply}} if knob == "reject_rcpts" else {"data_reply": reply}))
+    gateway = start_gateway(sink=sink)
+    code = int(reply[:3])
+    enhanced = reply[4:].split(" ", 1)[0] if reply[4:5].isdigit() else None
+    with Raw.session(gateway.port) as raw:
+        raw.cmd("MAIL FROM:<a@example.com>").check(250)
+        if knob == "reject_rcpts":
+            heard = raw.cmd(f"RCPT TO:<{refused}>")
+        else:
+            raw.cmd("RCPT TO:<b@example.org>").check(250)
+            raw.cmd("DATA").check(354)
+            heard = raw.send_data(make_message())
+        heard.check(code, enhanced)
+        assert len(heard.lines) == reply.count("\r\n") + 1
+        for line in heard.lines:
+            octets = len(f"{code} {line}\r\n".encode())
+            assert octets <= 512, f"a reply line of {octets} octets reached the client"
+            assert "\ufffd" not in line, "a line was cut inside a UTF-8 sequence"
+        # What is kept is the downstream's own text, cut, not made up.
+        assert heard.lines[0].endswith("x" * 100)
+        raw.cmd("NOOP").check(250)
+    if knob == "data_reply":
+        assert len(sink.wait_for_messages(1)) == 1
 
 
 # ------------------------------------------------------------------------------- failures

@@ -106,6 +106,29 @@ def test_data_reply_override_records_nothing(make_sink):
     assert sink.connections == 3
 
 
+def test_reply_knobs_for_rcpt_data_and_rset(make_sink):
+    """Replies a broken downstream gives: the sink sends them as told, and keeps its own state as
+    documented (no recipient for a RCPT reply that is not 2xx, no message after a DATA reply)."""
+    long_line = "550 5.1.1 " + "x" * 4000
+    sink = make_sink(rcpt_reply="354 Go ahead", rset_reply="354 what now",
+                     reject_rcpts={"long@example.org": long_line})
+    with Raw(sink.port) as raw:
+        raw.greet()
+        raw.ehlo()
+        raw.cmd("MAIL FROM:<a@example.com>").check(250)
+        raw.cmd("RCPT TO:<b@example.org>").check(354)
+        assert raw.cmd("RCPT TO:<long@example.org>").text == long_line[4:]
+        raw.cmd("DATA").check(554)  # no recipient was taken
+        raw.cmd("RSET").check(354)
+        sink.rcpt_reply = None
+        sink.data_command_reply = "250 2.0.0 Ok"
+        raw.cmd("MAIL FROM:<a@example.com>").check(250)
+        raw.cmd("RCPT TO:<b@example.org>").check(250)
+        raw.cmd("DATA").check(250)
+        raw.cmd("QUIT").check(221)
+    assert sink.messages == []
+
+
 @pytest.mark.parametrize("knob", ["drop_during_data", "drop_after_dot"])
 def test_dropping_knobs_close_without_reply_and_record_nothing(make_sink, knob):
     sink = make_sink(**{knob: True})

@@ -100,12 +100,21 @@ BOOST_AUTO_TEST_CASE(an_unsigned_message_says_none) {
   BOOST_TEST(detail(verdict, "result") == "none");
 }
 
-BOOST_AUTO_TEST_CASE(header_values_from_outside_are_printable_and_quoted) {
-  auto odd = signature("fail", "exa mple.com", "s;1");
+BOOST_AUTO_TEST_CASE(header_values_from_outside_are_quoted_or_left_out) {
+  // RFC 8601 §2.2: what is not a token is a quoted-string; a d= or s= outside RFC 6376's grammar
+  // (the verifier made the signature a permerror) is not written at all: no reader can take
+  // "header.d=exa" or a comment from it.
+  auto odd = signature("permerror", "exa mple.com", "s;1");
   odd.reason = "bad \"thing\"\r\n";
+  odd.b = "Ab/+Cd=";
   Verdict verdict = DkimStage::decide({odd}, "", {}, DkimStage::Policy{});
-  BOOST_TEST(verdict.auth_results[0] ==
-             "dkim=fail reason=\"bad \\\"thing\\\"\" header.d=\"exa mple.com\" header.s=\"s;1\" header.a=rsa-sha256 header.b=AbCdEfGh");
+  BOOST_TEST(verdict.auth_results[0] == "dkim=permerror reason=\"bad \\\"thing\\\"\" header.a=rsa-sha256 header.b=\"Ab/+Cd=\"");
+  auto injected = signature("permerror", "legitimate.com(.attacker.com", "sel(x");
+  injected.b = "AbCd\r\n\tdkim=pass";
+  verdict = DkimStage::decide({injected}, "", {}, DkimStage::Policy{});
+  BOOST_TEST(verdict.auth_results[0] == "dkim=permerror reason=\"why\" header.a=rsa-sha256");
+  verdict = DkimStage::decide({signature("pass", "Mail.Example.COM", "sel-1.b")}, "", {}, DkimStage::Policy{});
+  BOOST_TEST(verdict.auth_results[0] == "dkim=pass header.d=Mail.Example.COM header.s=sel-1.b header.a=rsa-sha256 header.b=AbCdEfGh");
 }
 
 BOOST_AUTO_TEST_CASE(the_stage_reads_the_message_while_it_arrives) {

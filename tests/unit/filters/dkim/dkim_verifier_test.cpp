@@ -17,11 +17,10 @@ constexpr const char* test_key =
     "J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kry"
     "OTIKT+l/K4w3QIDAQAB";
 
-// The RFC 8463 A.3 message (tests/data/dkim), with CRLF line ends as on
-// the wire.
-std::string rfc8463Message() {
-  std::ifstream file(MAILGATE_TEST_DATA "/data/dkim/rfc8463-A3.eml", std::ios::binary);
-  BOOST_REQUIRE_MESSAGE(file, "tests/data/dkim/rfc8463-A3.eml is missing");
+// A message of tests/data/dkim, with CRLF line ends as on the wire.
+std::string dataMessage(const std::string& name) {
+  std::ifstream file(MAILGATE_TEST_DATA "/data/dkim/" + name, std::ios::binary);
+  BOOST_REQUIRE_MESSAGE(file, "tests/data/dkim/" + name + " is missing");
   std::stringstream text;
   text << file.rdbuf();
   std::string crlf;
@@ -31,6 +30,12 @@ std::string rfc8463Message() {
   }
   return crlf;
 }
+
+std::string rfc8463Message() { return dataMessage("rfc8463-A3.eml"); }
+
+// The key of the identifiers-*.eml messages (signed by python3-dkim, tests/data/dkim/README.md).
+constexpr const char* identifiers_key =
+    "v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCzA4RbpSoGXZMNlNAzftSEhAnr6SjkaFgynFzFZOKC94Ga//t+VA73uleQfGLfhvUbWRogt+9Y3Sy15rtKCm/GAJ2YjxpOJV1zUoL9h1HChK+veqmppKoUIegHSCDug5It8imNXH3ai8DOYlBwkiRFU3vFpW8E4ywacy6n1HTbhQIDAQAB";
 
 std::shared_ptr<test::MemoryDns> football(const char* brisbane = brisbane_key, const char* test = test_key) {
   auto dns = std::make_shared<test::MemoryDns>();
@@ -190,6 +195,38 @@ BOOST_AUTO_TEST_CASE(from_fields_are_collected_for_the_author_domain) {
   verifier.feed(rfc8463Message());
   BOOST_REQUIRE_EQUAL(verifier.fromFields().size(), 1u);
   BOOST_TEST(verifier.fromFields()[0] == " Joe SixPack <joe@football.example.com>");
+}
+
+// RFC 6376 §3.5: a key published under any name verifies, so d=, s= and i= are held to their
+// grammar: a signature whose identifiers are not valid is a permerror, cryptography or not.
+BOOST_AUTO_TEST_CASE(signatures_with_invalid_identifiers_are_permerrors) {
+  auto dns = std::make_shared<test::MemoryDns>();
+  dns->addTxt("sel._domainkey.legitimate.com", {identifiers_key});
+  dns->addTxt("sel._domainkey.legitimate.com(.attacker.com", {identifiers_key});
+  dns->addTxt("sel(x._domainkey.legitimate.com", {identifiers_key});
+  auto lib = library(dns);
+  auto valid = verify(lib, dataMessage("identifiers-valid.eml"));
+  BOOST_REQUIRE_EQUAL(valid.size(), 1u);
+  BOOST_TEST(valid[0].result == "pass", valid[0].reason);  // the same key and message, signed well
+  struct Case {
+    const char* file;
+    const char* domain;
+    const char* selector;
+    const char* reason;
+  };
+  for (const Case& bad : {Case{"identifiers-bad-d.eml", "legitimate.com(.attacker.com", "sel", "d= is not a valid domain name"},
+                          Case{"identifiers-bad-s.eml", "legitimate.com", "sel(x", "s= is not a valid selector"},
+                          Case{"identifiers-bad-i.eml", "legitimate.com", "sel",
+                               "i= is not an address within d="}}) {
+    BOOST_TEST_CONTEXT(bad.file) {
+      auto results = verify(lib, dataMessage(bad.file));
+      BOOST_REQUIRE_EQUAL(results.size(), 1u);
+      BOOST_TEST(results[0].domain == bad.domain);
+      BOOST_TEST(results[0].selector == bad.selector);
+      BOOST_TEST(results[0].result == "permerror");
+      BOOST_TEST(results[0].reason == bad.reason);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(results_are_classified_as_rfc8601_and_rfc8301_say) {

@@ -151,6 +151,15 @@ BOOST_AUTO_TEST_CASE(the_strictest_failing_author_domain_decides) {
   BOOST_REQUIRE_EQUAL(verdict.auth_results.size(), 2u);
   BOOST_TEST(verdict.auth_results[0] == "dmarc=pass (p=reject dis=none) header.from=good.example");
   BOOST_TEST(verdict.auth_results[1] == "dmarc=fail (p=reject dis=reject) header.from=bad.example");
+  // Issue 12, RFC 8601 §2.2: a From: domain that is not a token is quoted, one that cannot be
+  // written as it is is left out.
+  fail.author_domain = "bank.example(.evil.example";
+  pass.author_domain = "b\xc3\xbcro.example";
+  authors.domains = {pass.author_domain, fail.author_domain};
+  verdict = DmarcStage::decide(authors, {pass, fail}, policy);
+  BOOST_REQUIRE_EQUAL(verdict.auth_results.size(), 2u);
+  BOOST_TEST(verdict.auth_results[0] == "dmarc=pass (p=reject dis=none)");
+  BOOST_TEST(verdict.auth_results[1] == "dmarc=fail (p=reject dis=reject) header.from=\"bank.example(.evil.example\"");
 }
 
 BOOST_AUTO_TEST_CASE(a_policy_the_site_tempfails_is_a_451_4_7_26) {

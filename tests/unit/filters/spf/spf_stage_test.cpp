@@ -79,6 +79,49 @@ BOOST_AUTO_TEST_CASE(trace_headers_and_auth_results) {
   BOOST_TEST(neutral.headers[0].value.find("envelope-from=\"\";") != std::string::npos);
 }
 
+// Issue 12, RFC 8601 §2.2: what the client wrote (MAIL FROM, HELO) is a token, an address, a
+// quoted-string or nothing: never a comment or a property of its own.
+BOOST_AUTO_TEST_CASE(client_identities_cannot_inject_into_auth_results) {
+  SpfStage::Policy policy;
+  policy.action.fill(PolicyAction::Tag);
+  SpfOutcome quoted_local = outcomeOf(SpfResult::Neutral);
+  quoted_local.sender = "\"a; dkim=pass header.d=bank.example\"@example.com";
+  BOOST_TEST(SpfStage::decide(quoted_local, request, policy).auth_results[0].ends_with(
+      " smtp.mailfrom=\"\\\"a; dkim=pass header.d=bank.example\\\"@example.com\""));
+  SpfOutcome helo = outcomeOf(SpfResult::None);
+  helo.identity = "helo";
+  helo.domain = "x.example;dkim=pass(";
+  helo.sender = "postmaster@" + helo.domain;
+  std::string entry = SpfStage::decide(helo, request, policy).auth_results[0];
+  BOOST_TEST(entry.ends_with(") smtp.helo=\"x.example;dkim=pass(\""), entry);
+  // The comment before it keeps its one closing parenthesis: the client's "(" is dropped there.
+  BOOST_TEST(entry.find("helo x.example;dkim=pass does not publish SPF)") != std::string::npos, entry);
+  SpfOutcome unwritable = outcomeOf(SpfResult::Neutral);
+  unwritable.sender = "caf\xc3\xa9@example.com";
+  entry = SpfStage::decide(unwritable, request, policy).auth_results[0];
+  BOOST_TEST(entry.find("smtp.mailfrom") == std::string::npos, entry);
+  // A backslash would quote the comment's closing parenthesis (RFC 5322 §3.2.2).
+  SpfOutcome error = outcomeOf(SpfResult::TempError);
+  error.reason = "lookup of x\\";
+  entry = SpfStage::decide(error, request, policy).auth_results[0];
+  BOOST_TEST(entry.find("\\") == std::string::npos, entry);
+  BOOST_TEST(entry.find("lookup of x)") != std::string::npos, entry);
+}
+
+// RFC 8601 §2.2: a pvalue is a token, a quoted-string or an address. A HELO name is any printable
+// text the client chose: written bare, it could end our resinfo and start another ("dkim=pass" of
+// its own). Found by tests/fuzz/auth_results_fuzz.
+BOOST_AUTO_TEST_CASE(a_helo_name_cannot_add_a_result_to_authentication_results) {
+  SpfStage::Policy policy;
+  SpfOutcome helo = outcomeOf(SpfResult::Neutral);
+  helo.identity = "helo";
+  helo.domain = "x;dkim=pass";
+  helo.sender = "postmaster@x;dkim=pass";
+  Verdict by_helo = SpfStage::decide(helo, SpfRequest{"192.0.2.7", "", "x;dkim=pass", "mx.example.org"}, policy);
+  BOOST_REQUIRE(by_helo.auth_results.size() == 1u);
+  BOOST_TEST(by_helo.auth_results[0].ends_with(" smtp.helo=\"x;dkim=pass\""), by_helo.auth_results[0]);
+}
+
 BOOST_AUTO_TEST_CASE(refusals_carry_no_headers_but_log_details) {
   SpfStage::Policy policy;
   Verdict fail = SpfStage::decide(outcomeOf(SpfResult::Fail), request, policy);

@@ -352,6 +352,19 @@ BOOST_AUTO_TEST_CASE(a_toml_syntax_error_names_the_line) {
   BOOST_TEST(errors[0].text().find(errors[0].message) != std::string::npos);
 }
 
+// toml++ quotes the text it choked on, line end and control characters included, and a quoted
+// key or a string may hold any of them: an error is still one line of printable text, as an
+// operator's terminal or a log shows it. Found by tests/fuzz/config_fuzz ("saw 'n<LF>'").
+BOOST_AUTO_TEST_CASE(an_error_is_one_printable_line) {
+  for (std::string text : {"[server]\nmax_recipients = n\n", "[server]\nhostname = \"a\x01\x1b[2J\"\n",
+                           "[server]\n\"a\\nb\" = 1\n", "[[stage]]\ntype = \"x\"\nmode = \"a\\r\\nb\"\n"}) {
+    auto errors = errorsOf(text);
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0].line >= 2u);
+    for (char c : errors[0].text()) BOOST_TEST((c >= 0x20 && c < 0x7f), errors[0].text());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(stage_mode_is_enforce_shadow_or_an_error) {
   Config config = load(lines({"[[stage]]", "type = \"a\"", "[[stage]]", "type = \"b\"", "mode = \"enforce\"",
                               "[[stage]]", "type = \"c\"", "mode = \"shadow\""}));

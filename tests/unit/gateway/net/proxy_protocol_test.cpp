@@ -71,6 +71,39 @@ BOOST_AUTO_TEST_CASE(v2_proxy_and_local) {
   BOOST_TEST(!parseProxyHeader(v2(1, 0x11, std::string(600, '\0'))).has_value());
 }
 
+// proxy-protocol.txt §2.2: the family/transport byte takes the values the specification lists;
+// any other is refused, never taken for UNSPEC (which would make the proxy's own address the
+// client's, under every per-client limit and check).
+BOOST_AUTO_TEST_CASE(v2_unknown_family_or_transport_is_refused) {
+  std::string v4("\xc0\x00\x02\x07\x0a\x00\x00\x01\x9c\x40\x00\x19", 12);
+  for (unsigned char bad : {0xF1, 0x41, 0x13, 0x10, 0x01, 0x23, 0x33, 0x0F, 0xFF}) {
+    BOOST_TEST_CONTEXT("family and transport " << std::hex << unsigned(bad)) {
+      auto refused = parseProxyHeader(v2(1, bad, v4));
+      BOOST_REQUIRE(!refused.has_value());
+      BOOST_TEST(refused.error().find("family") != std::string::npos, refused.error());
+      BOOST_TEST(!parseProxyHeader(v2(0, bad, v4)).has_value());  // LOCAL is held to it too
+    }
+  }
+  // The values the specification lists are accepted; UDP carries an address as TCP does, UNIX
+  // and UNSPEC none (the real connection's is used).
+  auto udp = parseProxyHeader(v2(1, 0x12, v4));
+  BOOST_REQUIRE(udp && *udp);
+  BOOST_TEST(*(*udp)->source_ip == "192.0.2.7");
+  std::string v6(36, '\0');
+  v6[15] = '\x01';
+  auto udp6 = parseProxyHeader(v2(1, 0x22, v6));
+  BOOST_REQUIRE(udp6 && *udp6);
+  BOOST_TEST(*(*udp6)->source_ip == "::1");
+  for (unsigned char none : {0x00, 0x31, 0x32}) {
+    auto header = parseProxyHeader(v2(1, none, std::string(216, '\0')));
+    BOOST_REQUIRE((header && *header));
+    BOOST_TEST(!(*header)->source_ip);
+  }
+  auto local = parseProxyHeader(v2(0, 0x11, v4));  // LOCAL: a valid family, ignored
+  BOOST_REQUIRE(local && *local);
+  BOOST_TEST(!(*local)->source_ip);
+}
+
 BOOST_AUTO_TEST_CASE(cidr_matching) {
   BOOST_TEST(cidrContains("127.0.0.0/8", "127.1.2.3"));
   BOOST_TEST(!cidrContains("127.0.0.0/8", "128.0.0.1"));

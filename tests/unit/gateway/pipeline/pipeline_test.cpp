@@ -20,7 +20,7 @@ class FixedStage final : public Stage {
   PhaseMask phases() const override { return phases_; }
   Step check(const StageInput&) const override {
     ++calls;
-    if (as_job_) return Job([verdict = verdict_] { return verdict; });
+    if (as_job_) return Job([verdict = verdict_](std::stop_token) { return verdict; });
     return verdict_;
   }
   mutable int calls = 0;
@@ -46,7 +46,7 @@ class DeferredRunner final : public JobRunner {
   void runNext() {
     auto entry = std::move(pending.front());
     pending.pop_front();
-    entry.second(entry.first());
+    entry.second(entry.first(std::stop_token()));
   }
   void timeOutNext() {
     auto entry = std::move(pending.front());

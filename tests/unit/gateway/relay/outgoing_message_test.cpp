@@ -98,6 +98,93 @@ BOOST_AUTO_TEST_CASE(replaced_fields_are_dropped_folded_lines_and_all) {
   BOOST_TEST(readAll(message, 4) == "Subject: [SPAM] buy now\r\nTo: a\r\n\r\nSubject: body\r\n");
 }
 
+// RFC 5322 §3.6.8 field-name, and §4.5.3 obs-optional: blanks before the colon, any case.
+BOOST_AUTO_TEST_CASE(field_names_are_read_as_rfc5322_reads_them) {
+  BOOST_TEST(headerFieldName("Authentication-Results: x").value() == "Authentication-Results");
+  BOOST_TEST(headerFieldName("Authentication-Results : x").value() == "Authentication-Results");
+  BOOST_TEST(headerFieldName("authentication-results:x").value() == "authentication-results");
+  BOOST_TEST(headerFieldName("Authentication-Results\t:").value() == "Authentication-Results");
+  BOOST_TEST(headerFieldName("Authentication-Results \t :  mx.example;").value() == "Authentication-Results");
+  BOOST_TEST(headerFieldName("X-Spam-Level:***").value() == "X-Spam-Level");
+  BOOST_TEST(!headerFieldName("no colon here"));
+  BOOST_TEST(!headerFieldName(": no name"));
+  BOOST_TEST(!headerFieldName("Two Words: x"));
+  BOOST_TEST(!headerFieldName(" Authentication-Results: x"));
+}
+
+// RFC 8601 §2.2: authserv-id = value (token or quoted-string), after CFWS, before an optional
+// version and the ";".
+BOOST_AUTO_TEST_CASE(the_authserv_id_is_read_after_comments_and_unquoted) {
+  BOOST_TEST(authservIdOf(" mx.example; dmarc=pass").value() == "mx.example");
+  BOOST_TEST(authservIdOf("mx.example;").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" \"mx.example\"; dmarc=pass").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" \"mx\\.example\"; dmarc=pass").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" mx.example 1; dmarc=pass").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" mx.example (comment) 1; none").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" (c) mx.example; dmarc=pass").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" (a (nested) \\) comment)\t(two) mx.example;").value() == "mx.example");
+  BOOST_TEST(authservIdOf(" mx.example(c); none").value() == "mx.example");
+  BOOST_TEST(authservIdOf("  \t mx.example").value() == "mx.example");  // no ";": still the id
+  BOOST_TEST(!authservIdOf(" (unclosed mx.example; dmarc=pass"));
+  BOOST_TEST(!authservIdOf(" \"mx.example; dmarc=pass"));
+  BOOST_TEST(!authservIdOf(" ; dmarc=pass"));
+  BOOST_TEST(!authservIdOf(""));
+}
+
+BOOST_AUTO_TEST_CASE(forged_fields_in_every_spelling_are_found) {
+  // Each is our authserv-id in a form RFC 5322 and RFC 8601 allow; a reader sees "ours" in all.
+  const char* forged[] = {
+      "Authentication-Results : mx.example.org; dmarc=pass\r\n",
+      "authentication-results:mx.example.org; dmarc=pass\r\n",
+      "AUTHENTICATION-RESULTS\t: MX.EXAMPLE.ORG; dmarc=pass\r\n",
+      "Authentication-Results: \"mx.example.org\"; dmarc=pass\r\n",
+      "Authentication-Results: mx.example.org 1; dmarc=pass\r\n",
+      "Authentication-Results: (c) mx.example.org; dmarc=pass\r\n",
+      "Authentication-Results:\r\n mx.example.org;\r\n\tdmarc=pass\r\n",
+      "Authentication-Results:\r\n (a comment\r\n\t folded) \"mx.example.org\"\r\n 1; dmarc=pass\r\n",
+      "Authentication-Results: mx.example.org.; dmarc=pass\r\n",
+      "Authentication-Results: \"mx.example.org; dmarc=pass\r\n",  // unreadable: dropped too
+  };
+  for (const char* field : forged) {
+    BOOST_TEST_CONTEXT(field) {
+      auto spool = spoolOf(std::string("Received: from a\r\n") + field + "Subject: hi\r\n\r\nbody\r\n");
+      auto ranges = omittedHeaderFields(*spool, "mx.example.org");
+      BOOST_REQUIRE(ranges);
+      OutgoingMessage message("", spool, *ranges);
+      BOOST_TEST(readAll(message, 4096) == "Received: from a\r\nSubject: hi\r\n\r\nbody\r\n");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(foreign_authserv_ids_pass_in_every_spelling) {
+  const char* foreign[] = {
+      "Authentication-Results : other.example; dmarc=pass\r\n",
+      "Authentication-Results: \"other.example\"; dmarc=pass\r\n",
+      "Authentication-Results: (mx.example.org) other.example 1; dmarc=pass\r\n",
+      "Authentication-Results: \"mx.example.org.other\"; dmarc=pass\r\n",
+      "Authentication-Results: mx.example.org.evil; spf=pass\r\n",
+      "X-Authentication-Results: mx.example.org; dmarc=pass\r\n",
+  };
+  for (const char* field : foreign) {
+    BOOST_TEST_CONTEXT(field) {
+      auto spool = spoolOf(std::string(field) + "\r\nbody\r\n");
+      auto ranges = omittedHeaderFields(*spool, "mx.example.org");
+      BOOST_REQUIRE(ranges);
+      BOOST_TEST(ranges->empty());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_name_ending_in_a_star_stands_for_every_name_so_begun) {
+  auto spool = spoolOf(
+      "X-Spam-Level: ****\r\nX-Spam-Report: \r\n\tall good\r\nx-spam-checker-version : SpamAssassin\r\n"
+      "X-Spam-Status: Yes\r\nX-Spam: yes\r\nX-Spamd-Result: x\r\nSubject: X-Spam-Flag: YES\r\n\r\nX-Spam-Flag: body\r\n");
+  auto ranges = omittedHeaderFields(*spool, "mx.example.org", {"X-Spam-*"});
+  BOOST_REQUIRE(ranges);
+  OutgoingMessage message("", spool, *ranges);
+  BOOST_TEST(readAll(message, 5) == "X-Spam: yes\r\nX-Spamd-Result: x\r\nSubject: X-Spam-Flag: YES\r\n\r\nX-Spam-Flag: body\r\n");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate

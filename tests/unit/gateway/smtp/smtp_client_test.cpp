@@ -351,6 +351,68 @@ BOOST_AUTO_TEST_CASE(failure_drops_replies_already_parsed) {
   BOOST_TEST(!client.next().has_value());
 }
 
+// RFC 5321 §4.3.2: what each command may be answered. A reply outside it is flagged, never taken
+// for what its code says: a 250 to DATA is no delivery, a 354 to RCPT no accepted recipient.
+BOOST_AUTO_TEST_CASE(replies_out_of_rfc5321_sequence_are_flagged) {
+  struct Case {
+    Command command;
+    std::vector<int> permitted;
+    std::vector<int> refused;
+  };
+  const std::vector<Case> cases = {
+      {Command::Greeting, {220, 421, 554, 450}, {250, 221, 354, 211}},
+      {Command::Ehlo, {250, 421, 502, 550, 451}, {220, 251, 354, 334}},
+      {Command::Helo, {250, 504}, {221, 354}},
+      {Command::Mail, {250, 451, 452, 550, 553, 555}, {251, 252, 354, 334, 220}},
+      {Command::Rcpt, {250, 251, 450, 550, 551, 503}, {252, 354, 334, 220, 221}},
+      {Command::Data, {354, 451, 554, 503, 421}, {250, 251, 220, 221, 334, 300}},
+      {Command::EndOfData, {250, 451, 552, 554}, {251, 354, 221}},
+      {Command::Rset, {250, 421}, {251, 354, 451, 500, 550}},
+      {Command::Quit, {221, 421}, {250, 354, 451, 550}},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(SmtpClient::name(c.command)) {
+      for (int code : c.permitted) BOOST_TEST(SmtpClient::permits(c.command, code), code);
+      for (int code : c.refused) BOOST_TEST(!SmtpClient::permits(c.command, code), code);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(each_response_says_whether_its_code_was_permitted) {
+  SmtpClient client;
+  client.ehlo("gw.example");
+  client.receive("250-mx\r\n250 PIPELINING\r\n");
+  BOOST_TEST(drain(client).size() == 1u);
+  client.mail(pathOf("a", "b.example"), std::nullopt, BodyType::Unspecified);
+  client.rcpt(pathOf("c", "d.example"));
+  client.rcpt(pathOf("e", "d.example"));
+  client.data();
+  // A pipelined group answered by a broken server: the flag goes with the reply it belongs to,
+  // and parsing goes on (what to do about it is the caller's decision).
+  client.receive("250 2.1.0 Ok\r\n354 go on\r\n251 2.1.5 forwarded\r\n250 2.0.0 Ok\r\n");
+  auto responses = drain(client);
+  BOOST_REQUIRE(responses.size() == 4u);
+  BOOST_TEST(responses[0].permitted);
+  BOOST_TEST((responses[1].command == Command::Rcpt));
+  BOOST_TEST(!responses[1].permitted);
+  BOOST_TEST(responses[2].permitted);
+  BOOST_TEST((responses[3].command == Command::Data));
+  BOOST_TEST(!responses[3].permitted);
+  BOOST_TEST(responses[3].reply.summary() == "250 2.0.0 Ok");
+  BOOST_TEST(!client.failed());
+}
+
+BOOST_AUTO_TEST_CASE(an_ehlo_reply_out_of_sequence_advertises_nothing) {
+  SmtpClient client;
+  client.ehlo("gw.example");
+  client.receive("251-mx\r\n251-PIPELINING\r\n251 8BITMIME\r\n");
+  auto responses = drain(client);
+  BOOST_REQUIRE(responses.size() == 1u);
+  BOOST_TEST(!responses[0].permitted);
+  BOOST_TEST(!client.pipelining());
+  BOOST_TEST(!client.eightBitMime());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate
