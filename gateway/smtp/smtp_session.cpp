@@ -35,6 +35,14 @@ const Reply& badSequence(std::string_view why) {
 
 }  // namespace
 
+bool SmtpSession::acceptsHeloArgument(std::string_view argument) {
+  // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
+  bool printable = true;
+  for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
+  // A bare CR or other control byte here would reach headers (Received, Received-SPF).
+  return !argument.empty() && printable && std::string_view("EHLO \r\n").size() + argument.size() <= max_line_octets;
+}
+
 SmtpSession::SmtpSession(SessionSettings settings) : settings_(std::move(settings)) {}
 
 void SmtpSession::greet(const Reply& reply) {
@@ -141,11 +149,7 @@ std::optional<SessionEvent> SmtpSession::command(std::string_view line) {
 
   if (verbIs(verb, "EHLO") || verbIs(verb, "HELO")) {
     bool extended = verbIs(verb, "EHLO");
-    // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
-    bool printable = true;
-    for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
-    // A bare CR or other control byte here would reach headers (Received, Received-SPF).
-    if (argument.empty() || !printable)
+    if (!acceptsHeloArgument(argument))
       return refuse(verb, argument, Reply::of(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"));
     bool was_in_transaction = inTransaction();
     resetTransaction();
