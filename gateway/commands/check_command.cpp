@@ -3,6 +3,7 @@
 #include <uv.h>
 
 #include <cstdio>
+#include <expected>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -10,9 +11,11 @@
 
 #include "filters/builtin_stages.h"
 #include "filters/rules/rules_stage.h"
+#include "gateway/smtp/smtp_session.h"
 #include "gateway/uv/thread_pool.h"
 #include "gateway/uv/uv_network.h"
 #include "gateway/transaction/transaction_driver.h"
+#include "gateway/util/ip_address.h"
 
 namespace mailgate {
 namespace {
@@ -86,6 +89,25 @@ class CheckHost final : public DriverHost {
   UvNetwork network_{&loop_};
 };
 
+// The message file, or standard input for "-" (a message piped from another tool).
+std::expected<std::string, std::string> readMessage(const std::string& path) {
+  std::ifstream file;
+  std::istream* input = &std::cin;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return std::unexpected("cannot read " + path);
+    input = &file;
+  }
+  std::string text(std::istreambuf_iterator<char>(*input), {});
+  if (input->bad()) return std::unexpected("cannot read " + (path == "-" ? std::string("standard input") : path));
+  return text;
+}
+
+// The client the message was checked for, saying when it is the default rather than --ip's.
+std::string clientText(const CheckRequest& request) {
+  return request.client_ip + (request.client_ip_given ? "" : " (the default: no --ip given)");
+}
+
 struct Hit {
   std::string rule;
   double score = 0;
@@ -132,8 +154,9 @@ std::vector<std::pair<std::string, std::string>> addedFields(const std::string& 
   return fields;
 }
 
-void printText(const nlohmann::json& record, double score, const std::vector<Hit>& hits,
+void printText(const CheckRequest& request, const nlohmann::json& record, double score, const std::vector<Hit>& hits,
                const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::printf("client:  %s, HELO %s\n", clientText(request).c_str(), request.helo.c_str());
   // Scores shown as the X-Spam-* headers show them (formatScore), not printf's rounding.
   std::printf("verdict: %s\nreply:   %s\nscore:   %s\n", record.value("action", "").c_str(),
               record.value("reply", "").c_str(), formatScore(score).c_str());
@@ -156,42 +179,64 @@ void printText(const nlohmann::json& record, double score, const std::vector<Hit
   }
 }
 
-std::optional<Path> parsePath(const std::string& address, bool sender, std::string& error) {
-  std::string argument = (sender ? "FROM:<" : "TO:<") + address + ">";
-  if (sender) {
-    auto parsed = parseMailCommand(argument);
-    if (parsed) return parsed->path;
-    error = "--from " + address + ": " + parsed.error().summary();
-  } else {
-    auto parsed = parseRcptCommand(argument);
-    if (parsed) return parsed->path;
-    error = "--rcpt " + address + ": " + parsed.error().summary();
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::optional<CheckRequest> parseCheckArguments(const std::vector<std::string>& arguments,
                                                 std::optional<std::string>& config_path, std::string& error) {
   CheckRequest request;
+  bool message_given = false;
   for (std::size_t i = 0; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
     bool has_value = i + 1 < arguments.size();
-    if (argument == "--json") request.json = true;
-    else if (argument == "--record") request.record = true;
-    else if (argument == "--from" && has_value) request.sender = arguments[++i];
-    else if (argument == "--rcpt" && has_value) request.recipients.push_back(arguments[++i]);
-    else if (argument == "--ip" && has_value) request.client_ip = arguments[++i];
-    else if (argument == "--helo" && has_value) request.helo = arguments[++i];
-    else if (argument == "--config" && has_value) config_path = arguments[++i];
-    else if ((argument.starts_with("--") && argument != "-") || !request.message_path.empty()) {
+    const std::string value = has_value ? arguments[i + 1] : std::string();
+    auto bad = [&](const std::string& why) {
+      error = argument + " " + value + ": " + why;
+      return std::nullopt;
+    };
+    if (argument == "--json" || argument == "--record") {
+      (argument == "--json" ? request.json : request.record) = true;
+      continue;
+    }
+    if (argument == "-" || !argument.starts_with("--")) {
+      if (message_given) {
+        error = "more than one message given ('" + request.message_path + "', '" + argument + "')";
+        return std::nullopt;
+      }
+      request.message_path = argument;
+      message_given = true;
+      continue;
+    }
+    if (!has_value) {
       error = "unknown or incomplete argument '" + argument + "'";
       return std::nullopt;
-    } else request.message_path = argument;
+    }
+    ++i;
+    if (argument == "--from") {
+      auto sender = parseSenderAddress(value);
+      if (!sender) return bad(sender.error().summary());
+      request.sender = std::move(*sender);
+    } else if (argument == "--rcpt") {
+      auto recipient = parseRecipientAddress(value);
+      if (!recipient) return bad(recipient.error().summary());
+      request.recipients.push_back(std::move(*recipient));
+    } else if (argument == "--ip") {
+      auto address = IpAddress::parse(value);
+      if (!address) return bad("not an IPv4 or IPv6 address");
+      request.client_ip = address->text();
+      request.client_ip_given = true;
+    } else if (argument == "--helo") {
+      if (!SmtpSession::acceptsHeloArgument(value))
+        return bad("not a HELO argument a session accepts (a domain or address literal: printable, no spaces)");
+      request.helo = value;
+    } else if (argument == "--config") {
+      config_path = value;
+    } else {
+      error = "unknown argument '" + argument + "'";
+      return std::nullopt;
+    }
   }
-  if (request.message_path.empty()) {
-    error = "no message file given";
+  if (!message_given) {
+    error = "no message file given (\"-\": standard input)";
     return std::nullopt;
   }
   return request;
@@ -203,32 +248,16 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
     for (const auto& problem : built.error()) std::fprintf(stderr, "%s\n", problem.text().c_str());
     return 1;
   }
-  std::string raw;
-  if (request.message_path == "-") {
-    raw.assign(std::istreambuf_iterator<char>(std::cin), {});
-  } else {
-    std::ifstream file(request.message_path, std::ios::binary);
-    if (!file) {
-      std::fprintf(stderr, "mailgate check: cannot read %s\n", request.message_path.c_str());
-      return 1;
-    }
-    raw.assign(std::istreambuf_iterator<char>(file), {});
-  }
-  std::string message = withCrlf(raw);
-
-  std::string error;
-  std::optional<MailCommand> mail;
-  if (request.sender.empty()) mail = MailCommand{Path{true, {}}, std::nullopt, BodyType::Unspecified};
-  else if (auto path = parsePath(request.sender, true, error)) mail = MailCommand{*path, std::nullopt, BodyType::Unspecified};
-  std::vector<RcptCommand> recipients;
-  for (const std::string& address : request.recipients.empty() ? std::vector<std::string>{"postmaster"}
-                                                               : request.recipients) {
-    if (auto path = parsePath(address, false, error)) recipients.push_back(RcptCommand{std::move(*path)});
-  }
-  if (!mail || !error.empty()) {
-    std::fprintf(stderr, "mailgate check: %s\n", error.c_str());
+  auto read = readMessage(request.message_path);
+  if (!read) {
+    std::fprintf(stderr, "mailgate check: %s\n", read.error().c_str());
     return 1;
   }
+  std::string message = withCrlf(*read);
+  MailCommand mail{request.sender, std::nullopt, BodyType::Unspecified};
+  std::vector<RcptCommand> recipients;
+  for (const Path& path : request.recipients) recipients.push_back(RcptCommand{path});
+  if (recipients.empty()) recipients.push_back(RcptCommand{*parseRecipientAddress("postmaster")});
 
   // The check delivers nowhere, so it needs no Maildir even where a session would use one.
   auto runtime = std::make_shared<Runtime>();
@@ -243,7 +272,7 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
     // The same steps as a session, each answered before the next, as a client that waits.
     bool refused = host.await([&](auto answer) { driver.connect(std::move(answer)); }).has_value();
     refused = refused || host.await([&](auto answer) { driver.helo(request.helo, true, std::move(answer)); }).has_value();
-    refused = refused || host.await([&](auto answer) { driver.mail(*mail, std::move(answer)); }).has_value();
+    refused = refused || host.await([&](auto answer) { driver.mail(mail, std::move(answer)); }).has_value();
     bool any_accepted = false;
     for (const RcptCommand& recipient : recipients) {
       if (refused) break;
@@ -283,10 +312,11 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
     return 0;
   }
   if (!request.json) {
-    printText(record, score, hits, headers);
+    printText(request, record, score, hits, headers);
     return 0;
   }
   nlohmann::json out = {{"verdict", record.value("action", "")}, {"reply", record.value("reply", "")}, {"score", score}};
+  out["client"] = {{"ip", request.client_ip}, {"ip_is_default", !request.client_ip_given}, {"helo", request.helo}};
   out["hits"] = nlohmann::json::array();
   for (const auto& hit : hits) out["hits"].push_back({{"rule", hit.rule}, {"score", hit.score}, {"description", hit.description}});
   out["headers"] = nlohmann::json::array();

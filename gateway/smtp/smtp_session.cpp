@@ -24,6 +24,14 @@ bool verbIs(std::string_view verb, std::string_view name) {
 
 }  // namespace
 
+bool SmtpSession::acceptsHeloArgument(std::string_view argument) {
+  // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
+  bool printable = true;
+  for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
+  // A bare CR or other control byte here would reach headers (Received, Received-SPF).
+  return !argument.empty() && printable && std::string_view("EHLO \r\n").size() + argument.size() <= max_line_octets;
+}
+
 SmtpSession::SmtpSession(SessionSettings settings) : settings_(std::move(settings)) {}
 
 void SmtpSession::greet() {
@@ -159,11 +167,7 @@ std::optional<SessionEvent> SmtpSession::command(std::string_view line) {
 
 std::optional<SessionEvent> SmtpSession::onHelo(std::string_view verb, std::string_view argument) {
   bool extended = verb == "EHLO";
-  // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
-  bool printable = true;
-  for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
-  // A bare CR or other control byte here would reach headers (Received, Received-SPF).
-  if (argument.empty() || !printable) return refuse(verb, argument, replies::syntax(verb));
+  if (!acceptsHeloArgument(argument)) return refuse(verb, argument, replies::syntax(verb));
   bool was_in_transaction = inTransaction();
   resetTransaction();
   state_ = State::Connected;

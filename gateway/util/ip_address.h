@@ -21,6 +21,9 @@ struct IpAddress {
   // The name a DNS list or PTR query asks under in-addr.arpa / ip6.arpa style: "1.2.0.192" for
   // 192.0.2.1, nibbles for IPv6 (RFC 5782 §2.1, §2.4), without the zone.
   std::string reversed() const;
+  // The name its PTR records live at: "1.2.0.192.in-addr.arpa" (RFC 1035 §3.5), or 32 nibbles
+  // under "ip6.arpa" (RFC 3596 §2.5).
+  std::string reverseName() const { return reversed() + (v4 ? ".in-addr.arpa" : ".ip6.arpa"); }
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
 };
 

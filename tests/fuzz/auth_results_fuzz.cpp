@@ -73,9 +73,15 @@ void checkHeaderText(std::string_view text, std::size_t max) {
     require(grammar::skipComment(comment, 0) == comment.size(), "printable() text breaks out of its comment", comment);
   }
 
-  std::string v = propertyValue(text);
-  bool token = !v.empty() && v.front() != '"';
-  if (token) {
+  // RFC 8601 §2.2 pvalue: the text itself as a token (or an address), the text quoted, or left out
+  // when it cannot be written as it is; never a value the text was not.
+  auto written = propertyValue(text);
+  bool writable = !text.empty() && text.size() <= 320 &&
+                  std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+  require(written.has_value() == writable, "propertyValue() left out a writable value or wrote an unwritable one", text);
+  if (!written) return;
+  const std::string& v = *written;
+  if (v.front() != '"') {
     require(v == text, "propertyValue() token is not the text", v);
     for (char c : v) require(grammar::isVchar(c) && std::string_view("()<>,;:\\\"/[]?= ").find(c) == std::string_view::npos,
                              "propertyValue() token with a special character", v);
@@ -83,6 +89,7 @@ void checkHeaderText(std::string_view text, std::size_t max) {
     at = 0;
     auto inner = grammar::quotedString(v, at);
     require(inner && at == v.size(), "propertyValue() neither a token nor a quoted-string", v);
+    require(*inner == text, "propertyValue() quoted-string does not read back as the text", v);
   }
 }
 
