@@ -108,6 +108,62 @@ std::string oneLine(std::string_view text) {
   return out;
 }
 
+// toml++ 3.3.0 (Debian's) asks is_non_ascii_horizontal_whitespace() about each character where a
+// blank may stand, and that function reaches TOML_UNREACHABLE for most non-ASCII code points
+// (undefined behaviour on a config file; found by tests/fuzz/config_fuzz, fixed upstream after
+// 3.3.0). TOML allows non-ASCII text only inside strings and comments, so anything else is refused
+// here with the line it is on, before toml++ sees it. Returns that line, or 0 when there is none.
+unsigned lineOfNonAsciiOutsideStrings(std::string_view text) {
+  enum class In { Toml, Comment, Basic, Literal, MultiBasic, MultiLiteral };
+  In in = In::Toml;
+  unsigned line = 1;
+  bool after_line_end_backslash = false;  // in a """ string, blanks after "\<LF>" are skipped
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    std::string_view rest = text.substr(i);
+    if (c == '\n') ++line;
+    switch (in) {
+      case In::Toml:
+        if (c >= 0x80) return line;
+        if (c == '#') in = In::Comment;
+        else if (rest.starts_with("\"\"\"")) in = In::MultiBasic, i += 2;
+        else if (rest.starts_with("'''")) in = In::MultiLiteral, i += 2;
+        else if (c == '"') in = In::Basic;
+        else if (c == '\'') in = In::Literal;
+        break;
+      case In::Comment:
+        if (c == '\n') in = In::Toml;
+        break;
+      case In::Basic:
+        if (c == '\\') ++i;  // the escaped character is never a delimiter
+        else if (c == '"' || c == '\n') in = In::Toml;
+        break;
+      case In::Literal:
+        if (c == '\'' || c == '\n') in = In::Toml;
+        break;
+      case In::MultiBasic:
+        if (after_line_end_backslash) {
+          if (c == ' ' || c == '\t' || c == '\r' || c == '\n') break;
+          if (c >= 0x80) return line;
+          after_line_end_backslash = false;
+        }
+        if (c == '\\') {
+          if (i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80) return line;
+          if (i + 1 < text.size() && std::string_view(" \t\r\n").find(text[i + 1]) != std::string_view::npos)
+            after_line_end_backslash = true;
+          else ++i;
+        } else if (rest.starts_with("\"\"\"")) {
+          in = In::Toml, i += 2;
+        }
+        break;
+      case In::MultiLiteral:
+        if (rest.starts_with("'''")) in = In::Toml, i += 2;
+        break;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 struct Settings::Impl {
@@ -262,6 +318,11 @@ std::string Settings::path() const { return impl_->path; }
 const std::vector<ConfigError>& Settings::errors() const { return impl_->errors; }
 
 std::expected<Settings, ConfigError> Settings::parse(std::string_view toml_text, const std::string& source) {
+  // A byte order mark, as some editors write one, is not part of the document (TOML 1.0 §Spec).
+  if (toml_text.starts_with("\xEF\xBB\xBF")) toml_text.remove_prefix(3);
+  if (unsigned line = lineOfNonAsciiOutsideStrings(toml_text))
+    return std::unexpected(ConfigError{source, line, "",
+                                       "a non-ASCII character outside a string or a comment (TOML allows them only there)"});
   toml::parse_result result = toml::parse(toml_text, std::string_view(source));
   if (!result) {
     const toml::parse_error& error = result.error();
