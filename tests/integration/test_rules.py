@@ -28,7 +28,7 @@ from typing import NamedTuple
 import pytest
 
 from harness import (
-    Raw, Reply, build_config, delivered_once, make_message, never_delivered, parse_header_block, run)
+    PACE, Raw, Reply, build_config, delivered_once, make_message, never_delivered, parse_header_block, run)
 
 pytestmark = pytest.mark.time_limit(60)
 
@@ -610,8 +610,8 @@ A24 = "a" * 24
 ISSUE_PARAGRAPH = A24 + "b\r\n\r\n"  # 1,900 of them fill a part's 50,000 octets of body text
 # Bounds asserted, wide for a loaded machine: the gateway's CPU time for the whole transaction
 # (receiving, spooling and parsing 1 MiB, and the scan's 100 ms), and the wait for the verdict.
-CPU_BOUND = 0.7
-VERDICT_BOUND = 3.0
+CPU_BOUND = 0.7 * PACE
+VERDICT_BOUND = 3.0 * PACE
 
 BUDGET_RULES = r"""
 header   EARLY  To =~ /\@example\.org/
@@ -727,7 +727,7 @@ def test_scan_budget_sets_the_cpu_a_scan_may_take(start_gateway, sink, tmp_path,
     path = write_rules(tmp_path / "rules", BUDGET_RULES.format(kind="body", regex="/(a|aa)+$/"))
     gw = start_gateway(sink=sink, stages=[rules_stage([path], scan_budget=budget)])
     timed = timed_send(gw, multipart_message(ISSUE_PARAGRAPH))
-    assert timed.cpu < bound, f"{timed.cpu:.2f} s of CPU with scan_budget {budget}"
+    assert timed.cpu < bound * PACE, f"{timed.cpu:.2f} s of CPU with scan_budget {budget}"
     assert timed.sent.reply.code == 250, timed.sent.reply
     check_cut_short(stage_entry(timed.sent.record), "budget")
 
@@ -767,7 +767,8 @@ def test_a_scan_past_the_stage_timeout_is_abandoned(start_gateway, sink, tmp_pat
     cpu = cpu_seconds(gw)
     time.sleep(1.0)
     idle = cpu_seconds(gw) - cpu
-    assert idle < 0.3, f"the gateway kept burning CPU after the timeout: {idle:.2f} s in 1 s"
+    # A pool thread still scanning burns about 1 s in 1 s; a sanitizer's own threads some tenths.
+    assert idle < (0.3 if PACE == 1 else 0.7), f"the gateway kept burning CPU after the timeout: {idle:.2f} s in 1 s"
 
     second = timed_send(gw, make_message(subject="Minutes", body="Nothing to see.\r\n"))
     assert second.seconds < 1.0, f"the second message waited {second.seconds:.2f} s"
