@@ -7,6 +7,7 @@
 # a timeout or a broken invariant, and keeps that input in build-fuzz/findings/.
 #   scripts/fuzz.sh            build and run every target
 #   scripts/fuzz.sh NAME...    build and run only these (e.g. smtp_session_fuzz)
+#   FUZZ_BUILD_ONLY=1 scripts/fuzz.sh   build only (scripts/test.sh builds while other tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,7 @@ if ! cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}" >"$work/buil
   echo "fuzz: the build failed" >&2
   exit 1
 fi
+[ "${FUZZ_BUILD_ONLY:-}" = 1 ] && exit 0
 
 # Stacks with names: clang 16 looks for the symbolizer beside itself, Debian has it in /usr/bin.
 symbolizer="$(command -v llvm-symbolizer || true)"

@@ -1,43 +1,64 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test twice: once on the normal build, once built with
-# AddressSanitizer and UndefinedBehaviorSanitizer (build-asan/); then the SPF fuzz target
-# (build-fuzz/) for a fixed number of runs.
+# Installs, builds and runs every test:
+# - GCC Release (build/) and GCC Debug with AddressSanitizer + UndefinedBehaviorSanitizer
+#   (build-asan/): the unit and integration suites on both;
+# - clang 16 Debug with ThreadSanitizer (build-tsan/, scripts/tsan.sh): the unit tests and the
+#   integration tests where the threads meet, any report failing the run;
+# - clang 16 Release (build-clang-release/): the gateway builds there too;
+# - every libFuzzer target for a fixed budget (build-fuzz/, scripts/fuzz.sh).
+# Warnings are errors in every build here (MAILGATE_WERROR; a release build by hand keeps them
+# warnings). The clang trees are built at the lowest CPU priority while the GCC trees' tests run,
+# so the whole takes about 40 minutes on two cores. Every part runs even when one before it
+# failed; the exit status is non-zero when any did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 jobs="$(nproc)"
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+configure() {  # configure DIR ARGS...
+  local dir="$1"
+  shift
+  cmake -S . -B "$dir" -DMAILGATE_WERROR=ON "${launcher[@]}" "$@" >/dev/null
+}
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+configure build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMAILGATE_SANITIZE=ON >/dev/null
+configure build-asan -DCMAKE_BUILD_TYPE=Debug -DMAILGATE_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
+
+clang_log="$(mktemp)"
+trap 'rm -f "$clang_log"' EXIT
+(
+  set -e
+  renice -n 19 -p "$BASHPID" >/dev/null  # before anything starts: every compiler inherits it
+  TSAN_BUILD_ONLY=1 scripts/tsan.sh
+  configure build-clang-release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER="$(command -v clang++-16)"
+  cmake --build build-clang-release -j"$jobs" --target mailgate
+  FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
+) >"$clang_log" 2>&1 &
+clang_builds=$!
 
 # A small quarantine: ASan's default keeps 256 MiB of freed memory, which would hide the
 # integration tests' bound on peak memory for a 50 MiB message.
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:quarantine_size_mb=1:thread_local_quarantine_size_kb=64"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 status=0
-echo "== tests (release build)"
+echo "== tests (GCC Release)"
 ctest --test-dir build --output-on-failure || status=1
-echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer build)"
+echo "== tests (GCC Debug, AddressSanitizer + UndefinedBehaviorSanitizer)"
 ctest --test-dir build-asan --output-on-failure || status=1
 
-# The SPF layer's libFuzzer target (tests/fuzz/README.md), from the RFC 7208 suite's records, for
-# a fixed number of runs from a fixed seed, so that a finding here is one anybody can replay.
-echo "== fuzz: spf_fuzz (libFuzzer, ASan + UBSan), 200000 runs"
-cmake -S . -B build-fuzz -DMAILGATE_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-cmake --build build-fuzz -j"$jobs"
-fuzz_dir="$(mktemp -d)"
-trap 'rm -rf "$fuzz_dir"' EXIT
-mkdir "$fuzz_dir/corpus" "$fuzz_dir/findings"
-/usr/bin/python3 tests/fuzz/spf_seeds.py "$fuzz_dir/seeds" >/dev/null
-if ! build-fuzz/tests/fuzz/spf_fuzz -seed=1 -runs=200000 -dict=tests/fuzz/spf.dict \
-    -artifact_prefix="$fuzz_dir/findings/" "$fuzz_dir/corpus" "$fuzz_dir/seeds" >"$fuzz_dir/log" 2>&1; then
-  tail -n 60 "$fuzz_dir/log"
-  mkdir -p build-fuzz/findings && cp "$fuzz_dir"/findings/* build-fuzz/findings/ 2>/dev/null || true
-  echo "spf_fuzz found a problem; the input is in build-fuzz/findings/ (replay: build-fuzz/tests/fuzz/spf_fuzz FILE)"
-  status=1
+echo "== builds: clang 16 Debug + ThreadSanitizer, clang 16 Release (the gateway), the fuzz targets"
+if wait "$clang_builds"; then
+  echo "built"
 else
-  grep -E '^Done|stat::number_of_executed_units' "$fuzz_dir/log" | tail -n 1
+  grep -E -B2 -A8 'error|Error' "$clang_log" | head -n 80 || tail -n 80 "$clang_log"
+  echo "a clang build failed"
+  status=1
 fi
+echo "== tests (clang 16 Debug, ThreadSanitizer)"
+scripts/tsan.sh || status=1
+echo "== fuzz (libFuzzer, ASan + UBSan, fixed budgets)"
+scripts/fuzz.sh || status=1
 exit $status
