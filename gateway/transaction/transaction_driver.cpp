@@ -325,10 +325,11 @@ void TransactionDriver::deliver(Answer answer) {
 void TransactionDriver::finish(const Reply& reply, Answer& answer, std::string_view reason) {
   std::optional<Transaction> finished = std::exchange(transaction_, std::nullopt);
   ++generation_;
-  SessionFacts facts = facts_;  // answering may run a pipelined EHLO, which changes them
-  std::string why(reason);
+  // The record before the answer: answering may run what the client pipelined behind the dot (an
+  // EHLO that changes the facts, a QUIT that ends the session), and the session's end must know
+  // the session had a transaction.
+  if (finished) writeRecord(facts_, *finished, reply, reason);
   answer(reply);
-  if (finished) writeRecord(facts, *finished, reply, why);
 }
 
 void TransactionDriver::writeRecord(const SessionFacts& facts, const Transaction& transaction, const Reply& reply,

@@ -383,6 +383,29 @@ BOOST_AUTO_TEST_CASE(ehlo_then_quit_leaves_one_session_record) {
   BOOST_TEST(record["client"]["ip"] == "192.0.2.1");
 }
 
+// A client that pipelines QUIT behind the final dot: answering the end of data runs the QUIT, and
+// so the session's end, before the answer's caller goes on. The transaction's record comes first
+// and is the only one (no "session" record for a session that had a transaction).
+BOOST_AUTO_TEST_CASE(quit_pipelined_behind_the_final_dot_leaves_only_the_transaction_record) {
+  TestHost host({});
+  TransactionDriver driver(host, facts());
+  Heard heard;
+  driver.connect(heard.callback());
+  driver.helo("client.example", true, heard.callback());
+  driver.mail(mailFrom("a@sender.example"), heard.callback());
+  driver.rcpt(rcptTo("user@example.org"), heard.callback());
+  driver.messageBytes(message_text);
+  std::string answered;
+  driver.endOfData(message_text.size(), [&](std::optional<Reply> reply) {
+    answered = reply ? reply->summary() : "accept";
+    driver.end("quit");
+  });
+  BOOST_TEST(answered == "250 2.0.0 Ok: queued as X1");
+  BOOST_REQUIRE_EQUAL(host.records.size(), 1u);
+  BOOST_TEST(host.records[0]["type"] == "transaction");
+  BOOST_TEST(host.records[0]["action"] == "accept");
+}
+
 BOOST_AUTO_TEST_CASE(ending_at_every_point_leaves_exactly_one_record_and_no_delivery) {
   // The session ends after 0..4 steps; the step pending at the end (when its stage is slow)
   // never answers afterwards.
