@@ -12,6 +12,7 @@
 #include "gateway/config/config.h"
 #include "gateway/commands/resolve_command.h"
 #include "gateway/server.h"
+#include "gateway/tls/server_tls.h"
 #include "rules/lint_command.h"
 
 namespace {
@@ -44,6 +45,11 @@ int checkConfig(const std::string& path) {
     return 1;
   }
   printNotices(*config);
+  // The certificates and keys named in the file must load, match and be in date.
+  if (auto errors = mailgate::checkTlsFiles(*config); !errors.empty()) {
+    for (const auto& error : errors) std::fprintf(stderr, "%s: %s\n", path.c_str(), error.c_str());
+    return 1;
+  }
   auto pipeline = mailgate::buildPipeline(*config);
   if (!pipeline) {
     for (const auto& error : pipeline.error()) std::fprintf(stderr, "%s\n", error.text().c_str());

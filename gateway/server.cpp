@@ -25,17 +25,30 @@ namespace {
 // DNS hangs holds one thread until dns.timeout; 128 such senders at once before others wait.
 constexpr const char* default_thread_pool_size = "128";
 
-// The pipeline built from the configuration, and the snapshot around it.
-std::expected<std::shared_ptr<const Runtime>, std::vector<std::string>> makeRuntime(Config config) {
+struct Snapshot {
+  std::shared_ptr<const Runtime> runtime;
+  std::shared_ptr<const ServerTls> tls;  // null without [tls]
+};
+
+// The pipeline built from the configuration, the snapshot around it, and the certificates: all
+// or nothing, so a reload whose renewed certificate does not load leaves the old one in force.
+std::expected<Snapshot, std::vector<std::string>> makeRuntime(Config config) {
+  std::vector<std::string> errors = checkTlsFiles(config);
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  std::shared_ptr<const ServerTls> tls;
+  if (config.tls) {
+    auto loaded = ServerTls::load(*config.tls);
+    if (!loaded) return std::unexpected(std::vector<std::string>{loaded.error()});
+    tls = std::move(*loaded);
+  }
   auto pipeline = buildPipeline(config);
   if (!pipeline) {
-    std::vector<std::string> errors;
     for (const auto& error : pipeline.error()) errors.push_back(error.text());
     return std::unexpected(std::move(errors));
   }
   auto runtime = Runtime::make(std::move(config), std::move(*pipeline));
   if (!runtime) return std::unexpected(std::vector<std::string>{runtime.error()});
-  return *runtime;
+  return Snapshot{*runtime, std::move(tls)};
 }
 
 // How often records dropped by a stuck decision log are reported on standard error: while the log
@@ -89,7 +102,7 @@ void reload(Controller& controller) {
     for (const auto& error : runtime.error()) std::fprintf(stderr, "mailgate: reload refused: %s\n", error.c_str());
     return;
   }
-  controller.shared->replace(std::move(*runtime));
+  controller.shared->replace(std::move(runtime->runtime), std::move(runtime->tls));
   std::fprintf(stderr, "mailgate: configuration reloaded from %s\n", controller.config_path->c_str());
 }
 
@@ -161,8 +174,10 @@ int runServer(Config config, std::optional<std::string> config_path) {
     for (const auto& error : runtime.error()) std::fprintf(stderr, "mailgate: %s\n", error.c_str());
     return 1;
   }
-  const Config& current = *(*runtime)->config;
-  for (const auto& address : current.server.listen) {
+  const Config& current = *runtime->runtime->config;
+  std::vector<HostPort> all_addresses = current.server.listen;
+  all_addresses.insert(all_addresses.end(), current.server.listen_tls.begin(), current.server.listen_tls.end());
+  for (const auto& address : all_addresses) {
     if (auto free = checkAddressFree(address); !free) {
       std::fprintf(stderr, "mailgate: cannot listen on %s\n", free.error().c_str());
       return 1;
@@ -174,14 +189,17 @@ int runServer(Config config, std::optional<std::string> config_path) {
     return 1;
   }
 
-  SharedState shared(*runtime, std::move(*log));
+  SharedState shared(runtime->runtime, runtime->tls, std::move(*log));
   unsigned count = current.server.workers != 0 ? current.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned index = 0; index < count; ++index) {
     auto worker = std::make_unique<Worker>(index, shared);
-    if (auto listening = worker->listen(current.server.listen); !listening) {
-      std::fprintf(stderr, "mailgate: cannot listen on %s\n", listening.error().c_str());
-      return 1;
+    for (bool implicit_tls : {false, true}) {
+      if (auto listening = worker->listen(implicit_tls ? current.server.listen_tls : current.server.listen, implicit_tls);
+          !listening) {
+        std::fprintf(stderr, "mailgate: cannot listen on %s\n", listening.error().c_str());
+        return 1;
+      }
     }
     workers.push_back(std::move(worker));
   }
@@ -189,6 +207,7 @@ int runServer(Config config, std::optional<std::string> config_path) {
 
   std::string addresses;
   for (const auto& address : current.server.listen) addresses += (addresses.empty() ? "" : ", ") + address.text();
+  for (const auto& address : current.server.listen_tls) addresses += ", " + address.text() + " (implicit TLS)";
   std::fprintf(stderr, "mailgate %s: listening on %s with %u workers; %s; config %s\n", MAILGATE_VERSION,
                addresses.c_str(), count,
                current.downstream.address ? ("relaying to " + current.downstream.address->text()).c_str()

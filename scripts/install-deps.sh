@@ -19,8 +19,10 @@ build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohman
   libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev libpcre2-dev)
 # unbound: the DNS server of the integration tests (tests/integration/dns_server.py), never the
 # system's resolver; python3-dnslib: their DNS client. python3-dkim: the independent signer of the
-# DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys.
-test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib python3-dkim python3-cryptography)
+# DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys (and the TLS tests'
+# certificates). openssl: `openssl s_client -starttls smtp` in tests/integration/test_tls.py.
+test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib python3-dkim python3-cryptography
+  openssl)
 # clang 16 and its libFuzzer runtime: tests/fuzz (scripts/fuzz.sh), and the whole project built
 # with clang (CXX=clang++-16). 16, not Debian's default 14: the gateway's sources need
 # std::expected from libstdc++ 12 (CMakeLists.txt says why).

@@ -25,6 +25,7 @@ using config_detail::quoted;
 constexpr uint16_t smtp_port = 25;
 constexpr uint16_t dns_port = 53;
 constexpr uint16_t metrics_port = 9025;
+constexpr uint16_t submissions_port = 465;  // RFC 8314 §7.3
 // Sessions and shutdowns longer than a day are a typo ("5d" for "5m"), not a policy.
 constexpr Duration max_server_timeout = std::chrono::hours(24);
 constexpr int64_t max_recipients_limit = 100000;
@@ -44,11 +45,10 @@ constexpr std::string_view embedded_source = "<embedded default>";
 constexpr std::string_view default_pipeline = "[[stage]]\ntype = \"size_limit\"\nmax_bytes = \"25MiB\"\n";
 constexpr std::string_view default_pipeline_notice = "no [[stage]]: using the default size_limit of 25 MiB";
 
-// Sections that are read and checked but whose feature is not built yet (STARTTLS and the metrics
-// endpoint come in later issues). A config that asks for one is refused, never run without it in
+// Sections that are read and checked but whose feature is not built yet (the metrics endpoint
+// comes in a later issue). A config that asks for one is refused, never run without it in
 // silence. Delete the row when its feature lands.
 constexpr std::pair<std::string_view, std::string_view> sections_not_built_yet[] = {
-    {"tls", "[tls] is not supported yet: this version offers no STARTTLS (remove the section)"},
     {"metrics", "[metrics] is not supported yet: this version serves no metrics endpoint (remove the section)"},
 };
 
@@ -136,6 +136,13 @@ std::expected<Config, std::vector<ConfigError>> ConfigLoader::load(std::string_v
   loader.section(*root, "tls", &ConfigLoader::readTls);
   loader.section(*root, "metrics", &ConfigLoader::readMetrics);
   loader.readStages(*root);
+  // TLS on the client's side needs a certificate to serve.
+  if (!loader.config_.tls) {
+    if (loader.config_.server.require_tls)
+      root->fail("server.require_tls", "needs a [tls] table with the certificate and key to offer STARTTLS with");
+    if (!loader.config_.server.listen_tls.empty())
+      root->fail("server.listen_tls", "needs a [tls] table with the certificate and key to serve");
+  }
   loader.collect(root->finish());
   if (loader.errors_.empty()) return std::move(loader.config_);
   // In file order, as an operator fixes them; the tables were read in a fixed order instead.
@@ -221,6 +228,8 @@ void ConfigLoader::readServer(Settings& table) {
   }
   if (server.proxy_protocol && server.proxy_sources.empty())
     table.fail("proxy_sources", "must not be empty when server.proxy_protocol is true");
+  if (auto listen_tls = ipAddresses(table, "listen_tls", submissions_port)) server.listen_tls = std::move(*listen_tls);
+  if (auto require_tls = table.boolean("require_tls")) server.require_tls = *require_tls;
 }
 
 void ConfigLoader::readDownstream(Settings& table) {
@@ -236,6 +245,19 @@ void ConfigLoader::readDownstream(Settings& table) {
       table.fail("helo", notADomain(*helo));
     else
       downstream.helo = std::move(*helo);
+  }
+  if (auto tls = table.string("tls")) {
+    if (*tls == "none") downstream.tls = DownstreamTls::None;
+    else if (*tls == "opportunistic") downstream.tls = DownstreamTls::Opportunistic;
+    else if (*tls == "required") downstream.tls = DownstreamTls::Required;
+    else table.fail("tls", "must be \"none\", \"opportunistic\" or \"required\", not " + quoted(*tls));
+  }
+  readNonEmpty(table, "tls_ca_file", downstream.tls_ca_file);
+  if (auto name = table.string("tls_name")) {
+    if (!isDomainName(*name) && !isIpLiteral(*name))
+      table.fail("tls_name", notADomain(*name));
+    else
+      downstream.tls_name = std::move(*name);
   }
 }
 
@@ -257,15 +279,39 @@ void ConfigLoader::readDns(Settings& table) {
 
 void ConfigLoader::readTls(Settings& table) {
   TlsConfig tls;
-  auto readPath = [&](std::string_view key, std::string_view example, std::string& out) {
-    auto value = required(table, key, example, [&] { return table.string(key); });
+  auto readPath = [](Settings& from, std::string_view key, std::string_view example, std::string& out) {
+    auto value = required(from, key, example, [&] { return from.string(key); });
     if (value && value->empty())
-      table.fail(key, "must not be empty");
+      from.fail(key, "must not be empty");
     else if (value)
       out = std::move(*value);
   };
-  readPath("certificate", "\"/etc/mailgate/tls/fullchain.pem\"", tls.certificate);
-  readPath("key", "\"/etc/mailgate/tls/privkey.pem\"", tls.key);
+  readPath(table, "certificate", "\"/etc/mailgate/tls/fullchain.pem\"", tls.certificate);
+  readPath(table, "key", "\"/etc/mailgate/tls/privkey.pem\"", tls.key);
+  if (auto version = table.string("min_version")) {
+    if (*version != "TLSv1.2" && *version != "TLSv1.3")
+      table.fail("min_version", "must be \"TLSv1.2\" or \"TLSv1.3\", not " + quoted(*version));
+    else
+      tls.min_version = std::move(*version);
+  }
+  readNonEmpty(table, "ciphers", tls.ciphers);
+  readNonEmpty(table, "ciphersuites", tls.ciphersuites);
+  for (Settings& entry : table.tables("certificates")) {
+    TlsCertificateConfig pair;
+    readPath(entry, "certificate", "\"/etc/mailgate/tls/ecdsa.pem\"", pair.certificate);
+    readPath(entry, "key", "\"/etc/mailgate/tls/ecdsa.key\"", pair.key);
+    if (auto names = entry.strings("names")) {
+      for (size_t i = 0; i < names->size(); ++i) {
+        const std::string& name = (*names)[i];
+        bool wildcard = name.starts_with("*.") && isDomainName(std::string_view(name).substr(2));
+        if (!wildcard && !isDomainName(name)) entry.failEntry("names", i, notADomain(name));
+        (*names)[i] = asciiLower(name);
+      }
+      pair.names = std::move(*names);
+    }
+    collect(entry.finish());
+    tls.certificates.push_back(std::move(pair));
+  }
   config_.tls = std::move(tls);
 }
 
@@ -379,6 +425,8 @@ domains = ["localhost", "localhost.localdomain"]   # recipient domains accepted;
 # workers = 0                            # 0: one per core
 # proxy_protocol = false                 # true: expect a PROXY v1/v2 header first
 # proxy_sources = ["127.0.0.0/8", "::1/128"]   # only these may send one
+# listen_tls = ["0.0.0.0:465"]           # implicit TLS (RFC 8314); needs [tls]
+# require_tls = false                    # true: MAIL before STARTTLS gets 530 5.7.0; needs [tls]
 
 # [downstream]                           # absent: deliver into the Maildir below
 # address = "10.0.0.5:25"
@@ -387,6 +435,9 @@ domains = ["localhost", "localhost.localdomain"]   # recipient domains accepted;
 # idle_connections = 16                  # per worker, kept open between client sessions
 # idle_timeout = "10s"                   # an idle downstream connection is closed after this
 # helo = "mx.example.org"                # default: server.hostname
+# tls = "opportunistic"                  # STARTTLS to the downstream: "none" | "opportunistic" | "required"
+# tls_ca_file = "/etc/ssl/certs/ca-certificates.crt"   # CAs for verification; absent: the system's
+# tls_name = "mailbox.example.org"       # verify its certificate for this name (always with "required")
 
 [maildir]
 path = "var/maildir"
@@ -403,8 +454,19 @@ path = "var/maildir"
 [log]
 path = "-"                              # one JSON line per transaction; "-": standard output
 
-# STARTTLS (a [tls] table) and the metrics endpoint (a [metrics] table) are not built yet: a
-# configuration with either table is refused.
+# [tls]                                  # present: STARTTLS is offered (RFC 3207)
+# certificate = "/etc/letsencrypt/live/mx.example.org/fullchain.pem"   # chain, leaf first
+# key = "/etc/letsencrypt/live/mx.example.org/privkey.pem"             # SIGHUP reloads both
+# min_version = "TLSv1.2"                # or "TLSv1.3"
+# ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"   # TLS 1.2; absent: OpenSSL's default
+# ciphersuites = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"   # TLS 1.3
+# [[tls.certificates]]                   # another pair: an RSA one next to an ECDSA one, or by SNI
+# certificate = "/etc/mailgate/tls/rsa.pem"
+# key = "/etc/mailgate/tls/rsa.key"
+# names = ["mx2.example.org"]            # absent: served side by side with the main pair
+# Test it: openssl s_client -starttls smtp -connect 127.0.0.1:2525; swaks --tls --server 127.0.0.1:2525
+
+# The metrics endpoint (a [metrics] table) is not built yet: a configuration with it is refused.
 
 [[stage]]
 type = "size_limit"

@@ -99,7 +99,15 @@ struct ServerConfig {
   unsigned workers = 0;  // 0: one per core
   bool proxy_protocol = false;
   std::vector<std::string> proxy_sources{"127.0.0.0/8", "::1/128"};
+  // RFC 8314 implicit TLS (port 465): TLS from the first byte, no STARTTLS. Needs [tls].
+  std::vector<HostPort> listen_tls;
+  // MAIL before STARTTLS is refused with 530 5.7.0 (RFC 3207 §4). Needs [tls].
+  bool require_tls = false;
 };
+
+// STARTTLS to the downstream: never; when the server offers it (the default); or always, with a
+// 4xx to the client and nothing delivered when it cannot be had.
+enum class DownstreamTls { None, Opportunistic, Required };
 
 struct DownstreamConfig {
   std::optional<HostPort> address;  // absent: deliver into the embedded Maildir
@@ -112,6 +120,11 @@ struct DownstreamConfig {
   // that closes.
   Duration idle_timeout = std::chrono::seconds(10);
   std::string helo;  // empty: server.hostname
+  DownstreamTls tls = DownstreamTls::Opportunistic;
+  std::string tls_ca_file;  // trust anchors for verification; empty: the system's
+  // The name the downstream's certificate must carry; when set (or with tls = "required") the
+  // certificate is verified. Empty with "required": the host of `address`.
+  std::string tls_name;
 };
 
 struct MaildirConfig {
@@ -133,9 +146,21 @@ struct LogConfig {
   std::string path = "-";  // "-": standard output
 };
 
-struct TlsConfig {
+// A further certificate/key pair: another key type served side by side with the main pair
+// (no names), or the pair for the names a client asks for with SNI.
+struct TlsCertificateConfig {
   std::string certificate;
   std::string key;
+  std::vector<std::string> names;  // "mx2.example.org", "*.example.org"
+};
+
+struct TlsConfig {
+  std::string certificate;  // PEM chain, leaf first
+  std::string key;
+  std::vector<TlsCertificateConfig> certificates;
+  std::string min_version = "TLSv1.2";  // or "TLSv1.3"
+  std::string ciphers;       // TLS 1.2 cipher list, OpenSSL syntax; empty: OpenSSL's default
+  std::string ciphersuites;  // TLS 1.3 suites; empty: OpenSSL's default
 };
 
 struct MetricsConfig {

@@ -72,11 +72,14 @@ std::string rfc5322Date(std::chrono::system_clock::time_point time) {
   return text;
 }
 
-std::string receivedHeader(const TraceInfo& trace) {
+std::string receivedHeader(const TraceInfo& trace, const std::optional<TraceTls>& tls) {
   FoldedField field;
   field.clause({"Received: from " + headerSafe(trace.helo), "([" + trace.client_ip + "])"});
   std::string id = "id " + trace.id + (trace.recipients.size() == 1 ? "" : ";");
-  field.clause({"by " + trace.hostname, "(mailgate)", std::string("with ") + (trace.esmtp ? "ESMTP" : "SMTP"), id});
+  if (tls) field.clause({"(using " + tls->version, "with cipher " + tls->cipher + ")"});
+  // RFC 3848 §2: ESMTPS is ESMTP over TLS; a HELO client stays "SMTP" (no protocol name for it).
+  std::string protocol = trace.esmtp ? (tls ? "ESMTPS" : "ESMTP") : "SMTP";
+  field.clause({"by " + trace.hostname, "(mailgate)", "with " + protocol, id});
   if (trace.recipients.size() == 1) field.clause({"for " + trace.recipients[0].bracketed() + ";"});
   field.append(rfc5322Date(trace.time));
   return field.finish();

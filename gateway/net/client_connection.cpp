@@ -53,8 +53,8 @@ void ClientConnection::RoutedTarget::release() {
   maildir_.release();
 }
 
-void ClientConnection::accept(Worker& worker, uv_stream_t* server) {
-  std::shared_ptr<ClientConnection> connection(new ClientConnection(worker, worker.shared().runtime()));
+void ClientConnection::accept(Worker& worker, uv_stream_t* server, bool implicit_tls) {
+  std::shared_ptr<ClientConnection> connection(new ClientConnection(worker, worker.shared().runtime(), implicit_tls));
   connection->self_ = connection;
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&connection->tcp_)) != 0) {
     connection->closeConnection("accept failed");
@@ -63,12 +63,14 @@ void ClientConnection::accept(Worker& worker, uv_stream_t* server) {
   connection->start();
 }
 
-ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime)
+ClientConnection::ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime, bool implicit_tls)
     : worker_(worker),
       first_runtime_(std::move(runtime)),
       session_(first_runtime_->sessionSettings()),
       network_(worker.loop()),
-      target_(worker) {
+      target_(worker),
+      server_tls_(worker.shared().tls()),
+      implicit_tls_(implicit_tls) {
   uv_tcp_init(worker_.loop(), &tcp_);
   uv_timer_init(worker_.loop(), &idle_timer_);
   uv_timer_init(worker_.loop(), &command_timer_);
@@ -134,6 +136,63 @@ void ClientConnection::onProxyBytes(std::string_view bytes) {
 }
 
 void ClientConnection::begin(std::string_view early_bytes) {
+  if (!implicit_tls_) {
+    beginSession(early_bytes);
+    return;
+  }
+  // RFC 8314 §3.3: TLS from the first byte; the greeting comes once the handshake is done.
+  if (!startTls()) return;
+  armTimers();
+  startReading();
+  onCiphertext(early_bytes);
+}
+
+bool ClientConnection::startTls() {
+  auto stream = server_tls_ ? TlsStream::server(server_tls_->context())
+                            : std::unexpected(std::string("no [tls] certificate loaded"));
+  if (!stream) {
+    record(tlsFailureRecord(facts_, stream.error()));
+    closeConnection("TLS unavailable");
+    return false;
+  }
+  tls_.emplace(std::move(*stream));
+  return true;
+}
+
+void ClientConnection::onCiphertext(std::string_view bytes) {
+  auto received = tls_->receive(bytes);
+  // Handshake messages and alerts go out even when the handshake failed: the client hears why.
+  write(tls_->takeCiphertext());
+  if (!received) {
+    std::string why = (tls_->established() ? "TLS: " : "TLS handshake failed: ") + received.error();
+    // Before the session began (implicit TLS) there is no driver to leave the session record.
+    if (!driver_ && !tls_->established()) record(tlsFailureRecord(facts_, received.error()));
+    closeConnection(why);
+    return;
+  }
+  if (tls_->takeEstablished()) onTlsEstablished();
+  if (closing_) return;
+  std::string plaintext = tls_->takePlaintext();
+  if (!tls_->established()) return;
+  if (implicit_tls_ && !driver_ && !greeted_) {
+    // The first application bytes came with the handshake's last flight: they wait for the
+    // greeting like any early bytes.
+    beginSession(plaintext);
+    return;
+  }
+  session_.receive(plaintext);
+  drive();
+}
+
+void ClientConnection::onTlsEstablished() {
+  TlsFacts agreed = tls_->facts();
+  SessionTls tls{agreed.version, agreed.cipher, agreed.sni};
+  facts_.tls = tls;
+  session_.tlsStarted();
+  if (driver_) driver_->tlsStarted(std::move(tls));
+}
+
+void ClientConnection::beginSession(std::string_view early_bytes) {
   const ServerConfig& server = first_runtime_->config->server;
   // Bytes sent before the greeting wait in the session until it is sent.
   session_.receive(early_bytes);
@@ -238,6 +297,11 @@ void ClientConnection::handle(SessionEvent& event) {
                  [&](ev::Reset&) { driver.reset(); },
                  [&](ev::Refused& refused) { driver.commandRefused(refused.verb, refused.argument, refused.reply); },
                  [&](ev::Quit&) { driver.end("quit"); },
+                 [&](ev::StartTls&) {
+                   // The 220 leaves in the clear; every byte after it is TLS.
+                   flush();
+                   startTls();
+                 },
              },
              event);
 }
@@ -261,8 +325,21 @@ void ClientConnection::shutdown() {
 
 void ClientConnection::flush() {
   if (!session_.hasOutput() || closing_) return;
+  std::string bytes = session_.takeOutput();
+  if (tls_) {
+    if (auto sent = tls_->send(bytes); !sent) {
+      closeConnection("TLS: " + sent.error());
+      return;
+    }
+    bytes = tls_->takeCiphertext();
+  }
+  write(std::move(bytes));
+}
+
+void ClientConnection::write(std::string bytes) {
+  if (bytes.empty() || handles_closing_) return;
   auto request = std::make_unique<WriteRequest>();
-  request->bytes = session_.takeOutput();
+  request->bytes = std::move(bytes);
   writeAtOnce(reinterpret_cast<uv_stream_t*>(&tcp_), request->bytes);
   if (request->bytes.empty()) return;
   request->owner = this;
@@ -318,6 +395,10 @@ void ClientConnection::onRead(ssize_t nread, const uv_buf_t* buffer) {
     onProxyBytes(bytes);
     return;
   }
+  if (tls_) {
+    onCiphertext(bytes);
+    return;
+  }
   session_.receive(bytes);
   drive();
 }
@@ -356,6 +437,10 @@ void ClientConnection::onTimeout(const char* which) {
 
 void ClientConnection::closeConnection(std::string_view why) {
   if (!closing_) {
+    if (tls_ && !handles_closing_) {
+      tls_->shutdown();
+      write(tls_->takeCiphertext());
+    }
     closing_ = true;
     if (driver_) driver_->end(why);
     network_.closeAll();

@@ -1,7 +1,9 @@
 #pragma once
-// One client's SMTP connection: the socket, its timers and back-pressure. Bytes go to the
-// SmtpSession (the dialogue), the session's events to the TransactionDriver (the decisions,
-// delivery and records); this class only moves bytes and keeps time. It lives on one worker's
+// One client's SMTP connection: the socket, its timers and back-pressure, and TLS when the client
+// starts it (STARTTLS) or the listener speaks it from the first byte (implicit TLS): then every
+// byte passes through a TlsStream. Bytes go to the SmtpSession (the dialogue), the session's
+// events to the TransactionDriver (the decisions, delivery and records); this class only moves
+// bytes and keeps time. It lives on one worker's
 // loop and owns itself until its handles are closed, so late callbacks find it through weak_ptr.
 
 #include <uv.h>
@@ -16,6 +18,8 @@
 #include "gateway/uv/uv_util.h"
 #include "gateway/relay/relay_target.h"
 #include "gateway/smtp/smtp_session.h"
+#include "gateway/tls/server_tls.h"
+#include "gateway/tls/tls_stream.h"
 #include "gateway/transaction/transaction_driver.h"
 
 namespace mailgate {
@@ -24,7 +28,7 @@ class Worker;
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection>, private DriverHost {
  public:
-  static void accept(Worker& worker, uv_stream_t* server);
+  static void accept(Worker& worker, uv_stream_t* server, bool implicit_tls);
   ~ClientConnection() override;
 
   // Shutting down: close now with 421 4.3.2 if idle, else after the transaction in flight.
@@ -48,10 +52,18 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>, 
     MaildirTarget maildir_;
   };
 
-  ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime);
+  ClientConnection(Worker& worker, std::shared_ptr<const Runtime> runtime, bool implicit_tls);
   void start();
   void onProxyBytes(std::string_view bytes);
+  // After the PROXY header (if any): TLS first on an implicit-TLS listener, then the session.
   void begin(std::string_view early_bytes);
+  void beginSession(std::string_view early_bytes);
+  // The handshake starts (after the 220 to STARTTLS, or at once with implicit TLS).
+  bool startTls();
+  void onCiphertext(std::string_view bytes);
+  void onTlsEstablished();
+  // Writes bytes as they are on the wire (ciphertext once TLS is on).
+  void write(std::string bytes);
   void drive();
   void handle(SessionEvent& event);
   // The driver's answer to the pending command, then on with the session.
@@ -86,6 +98,9 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>, 
   UvNetwork network_;
   RoutedTarget target_;
   std::optional<TransactionDriver> driver_;  // made once the client's address is known
+  std::shared_ptr<const ServerTls> server_tls_;  // the certificates current when the client connected
+  std::optional<TlsStream> tls_;
+  bool implicit_tls_ = false;
   bool limited_ = false;  // counted in the connection limiter
   bool awaiting_proxy_ = false;  // server.proxy_protocol: the PROXY header comes first
   std::string proxy_buffer_;

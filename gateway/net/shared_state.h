@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "gateway/log/decision_log.h"
+#include "gateway/tls/server_tls.h"
 #include "gateway/transaction/runtime.h"
 
 namespace mailgate {
@@ -31,16 +32,24 @@ class ConnectionLimiter {
 
 class SharedState {
  public:
-  SharedState(std::shared_ptr<const Runtime> runtime, std::shared_ptr<DecisionLog> log)
-      : runtime_(std::move(runtime)), log_(std::move(log)) {}
+  SharedState(std::shared_ptr<const Runtime> runtime, std::shared_ptr<const ServerTls> tls,
+              std::shared_ptr<DecisionLog> log)
+      : runtime_(std::move(runtime)), tls_(std::move(tls)), log_(std::move(log)) {}
 
   std::shared_ptr<const Runtime> runtime() const {
     std::lock_guard lock(mutex_);
     return runtime_;
   }
-  void replace(std::shared_ptr<const Runtime> runtime) {
+  // The certificates new connections are served with (null without [tls]); a connection keeps
+  // the one it started with.
+  std::shared_ptr<const ServerTls> tls() const {
+    std::lock_guard lock(mutex_);
+    return tls_;
+  }
+  void replace(std::shared_ptr<const Runtime> runtime, std::shared_ptr<const ServerTls> tls) {
     std::lock_guard lock(mutex_);
     runtime_ = std::move(runtime);
+    tls_ = std::move(tls);
   }
   DecisionLog& log() { return *log_; }
   ConnectionLimiter& limiter() { return limiter_; }
@@ -50,6 +59,7 @@ class SharedState {
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<const Runtime> runtime_;
+  std::shared_ptr<const ServerTls> tls_;
   std::shared_ptr<DecisionLog> log_;
   ConnectionLimiter limiter_;
   std::atomic<uint64_t> sessions_{0};

@@ -62,26 +62,35 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
-std::expected<void, std::string> Worker::listen(const std::vector<HostPort>& addresses) {
+std::expected<void, std::string> Worker::listen(const std::vector<HostPort>& addresses, bool implicit_tls) {
   for (const auto& address : addresses) {
     auto fd = openListeningSocket(address);
     if (!fd) return std::unexpected(fd.error());
-    auto tcp = std::make_unique<uv_tcp_t>();
-    uv_tcp_init(&loop_, tcp.get());
-    tcp->data = this;
-    int status = uv_tcp_open(tcp.get(), *fd);
+    auto listener = std::make_unique<Listener>();
+    listener->worker = this;
+    listener->implicit_tls = implicit_tls;
+    uv_tcp_init(&loop_, &listener->tcp);
+    listener->tcp.data = listener.get();
+    int status = uv_tcp_open(&listener->tcp, *fd);
     if (status == 0)
-      status = uv_listen(reinterpret_cast<uv_stream_t*>(tcp.get()), listen_backlog,
+      status = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->tcp), listen_backlog,
                          [](uv_stream_t* server, int accepted) {
-                           if (accepted == 0) ClientConnection::accept(*static_cast<Worker*>(server->data), server);
+                           if (accepted != 0) return;
+                           auto* listener = static_cast<Listener*>(server->data);
+                           ClientConnection::accept(*listener->worker, server, listener->implicit_tls);
                          });
     if (status != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(tcp.release()), [](uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); });
+      closeListener(std::move(listener));
       return std::unexpected(address.text() + ": listen: " + uv_strerror(status));
     }
-    listeners_.push_back(std::move(tcp));
+    listeners_.push_back(std::move(listener));
   }
   return {};
+}
+
+void Worker::closeListener(std::unique_ptr<Listener> listener) {
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener.release()->tcp),
+           [](uv_handle_t* handle) { delete static_cast<Listener*>(handle->data); });
 }
 
 void Worker::start() {
@@ -116,8 +125,7 @@ void Worker::startDrain(Duration bound) {
   if (draining_) return;
   draining_ = true;
   // Closing the listeners first: new connections are refused while the rest finish.
-  for (auto& listener : listeners_)
-    uv_close(reinterpret_cast<uv_handle_t*>(listener.release()), [](uv_handle_t* handle) { delete reinterpret_cast<uv_tcp_t*>(handle); });
+  for (auto& listener : listeners_) closeListener(std::move(listener));
   listeners_.clear();
   downstreams_.clear();
   std::vector<ClientConnection*> connections(connections_.begin(), connections_.end());

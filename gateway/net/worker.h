@@ -34,7 +34,8 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Opens this worker's listening sockets; call before start(). Errors name the address.
-  std::expected<void, std::string> listen(const std::vector<HostPort>& addresses);
+  // `implicit_tls`: TLS from the first byte (RFC 8314), else plain SMTP with STARTTLS.
+  std::expected<void, std::string> listen(const std::vector<HostPort>& addresses, bool implicit_tls = false);
   void start();
   // Thread-safe: stop accepting, let transactions in flight finish, close idle sessions with
   // 421 4.3.2, and after `bound` close the rest. The thread ends when nothing is left.
@@ -55,6 +56,12 @@ class Worker {
   void remove(ClientConnection* connection) { connections_.erase(connection); }
 
  private:
+  struct Listener {
+    uv_tcp_t tcp{};
+    Worker* worker = nullptr;
+    bool implicit_tls = false;
+  };
+  static void closeListener(std::unique_ptr<Listener> listener);
   void post(std::function<void()> task);
   void runPosted();
   void startDrain(Duration bound);
@@ -65,7 +72,7 @@ class Worker {
   uv_loop_t loop_{};
   uv_async_t wakeup_{};
   uv_timer_t drain_timer_{};
-  std::vector<std::unique_ptr<uv_tcp_t>> listeners_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   std::thread thread_;
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;

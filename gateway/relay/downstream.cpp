@@ -53,15 +53,22 @@ Reply Downstream::unavailable(std::string_view why) { return replies::downstream
 
 Reply Downstream::brokeProtocol(std::string_view why) { return replies::downstreamBrokeProtocol(why); }
 
+std::string Downstream::keyFor(const DownstreamConfig& config, const std::string& helo) {
+  static constexpr const char* policies[] = {"none", "opportunistic", "required"};
+  return config.address->text() + " " + helo + " tls=" + policies[static_cast<int>(config.tls)] + " " +
+         config.tls_name + " " + config.tls_ca_file;
+}
+
 std::shared_ptr<Downstream> Downstream::create(uv_loop_t* loop, const DownstreamConfig& config,
-                                               std::string helo_name) {
-  std::shared_ptr<Downstream> downstream(new Downstream(loop, config, std::move(helo_name)));
+                                               std::string helo_name, std::shared_ptr<ClientTls> tls) {
+  std::shared_ptr<Downstream> downstream(new Downstream(loop, config, std::move(helo_name), std::move(tls)));
   downstream->self_ = downstream;
   return downstream;
 }
 
-Downstream::Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name)
-    : loop_(loop), config_(config), helo_name_(std::move(helo_name)) {
+Downstream::Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name,
+                       std::shared_ptr<ClientTls> tls)
+    : loop_(loop), config_(config), helo_name_(std::move(helo_name)), client_tls_(std::move(tls)) {
   uv_tcp_init(loop_, &tcp_);
   uv_timer_init(loop_, &timer_);
   tcp_.data = this;
@@ -181,8 +188,11 @@ void Downstream::connect() {
            }});
   enqueue({Command::Ehlo, [this](SmtpClient& client) { client.ehlo(helo_name_); },
            [this](const DownstreamAnswer& answer) {
-             if (answer.reply.code() != 250) fail("EHLO refused: " + answer.reply.summary(), answer.reply);
-             greeted_ = true;
+             if (answer.reply.code() != 250) {
+               fail("EHLO refused: " + answer.reply.summary(), answer.reply);
+               return;
+             }
+             afterEhlo();
            }});
   const HostPort& address = *config_.address;
   sockaddr_storage socket_address{};
@@ -244,10 +254,83 @@ void Downstream::onConnected(int status) {
   pump();
 }
 
+void Downstream::afterEhlo() {
+  if (tls_ || config_.tls == DownstreamTls::None) {
+    greeted_ = true;
+    return;
+  }
+  bool required = config_.tls == DownstreamTls::Required;
+  if (!client_tls_ || !client_tls_->context()) {
+    if (required) return failTls("no TLS client context (downstream.tls_ca_file did not load)");
+    greeted_ = true;
+    return;
+  }
+  if (!client_.startTlsOffered()) {
+    // Opportunistic TLS (RFC 3207 §4 leaves it to policy): in the clear when not offered.
+    if (required) return failTls("the server does not offer STARTTLS");
+    greeted_ = true;
+    return;
+  }
+  // Before anything queued behind it (MAIL, RCPT): greeted_ stays false, so nothing is pipelined
+  // with STARTTLS (RFC 3207 §4.2: it must be the last command of a group).
+  unsent_.push_front({Command::StartTls, [](SmtpClient& client) { client.startTls(); },
+                      [this](const DownstreamAnswer& answer) { onStartTlsReply(answer); }});
+}
+
+std::string Downstream::verifyName() const {
+  if (!config_.tls_name.empty()) return config_.tls_name;
+  return config_.tls == DownstreamTls::Required ? config_.address->host : std::string();
+}
+
+void Downstream::onStartTlsReply(const DownstreamAnswer& answer) {
+  if (answer.reply.code() != 220) {
+    if (config_.tls == DownstreamTls::Required) return failTls("STARTTLS refused: " + answer.reply.summary());
+    greeted_ = true;  // opportunistic: on in the clear
+    return;
+  }
+  std::string name = verifyName();
+  // SNI only for a name (RFC 6066 §3: literal IP addresses are not permitted).
+  sockaddr_storage unused{};
+  std::string sni = !name.empty() && !socketAddress(name, 0, unused) ? name : std::string();
+  if (sni.empty() && !socketAddress(config_.address->host, 0, unused)) sni = config_.address->host;
+  auto stream = TlsStream::client(client_tls_->context(), sni, name, client_tls_->session(key()));
+  if (!stream) return failTls(stream.error());
+  tls_.emplace(std::move(*stream));
+  handshaking_ = true;
+  if (auto started = tls_->start(); !started) return failTls(started.error());
+  write(tls_->takeCiphertext());
+  armTimer(config_.timeout);
+}
+
+void Downstream::onTlsEstablished() {
+  handshaking_ = false;
+  client_.tlsStarted();
+  // RFC 3207 §4.2: EHLO again; the extensions offered in the clear no longer count.
+  unsent_.push_front({Command::Ehlo, [this](SmtpClient& client) { client.ehlo(helo_name_); },
+                      [this](const DownstreamAnswer& answer) {
+                        if (answer.reply.code() != 250) {
+                          fail("EHLO after STARTTLS refused: " + answer.reply.summary(), answer.reply);
+                          return;
+                        }
+                        greeted_ = true;
+                        // TLS 1.3 tickets come after the handshake; by this reply they are in.
+                        if (client_tls_) client_tls_->remember(key(), tls_->session());
+                      }});
+  pump();
+}
+
+void Downstream::failTls(std::string why) {
+  if (config_.tls != DownstreamTls::Required) {
+    fail("TLS: " + why);
+    return;
+  }
+  abandon({replies::downstreamTlsUnavailable(why), std::nullopt, "TLS required: " + why});
+}
+
 void Downstream::enqueue(Operation operation) { unsent_.push_back(std::move(operation)); }
 
 void Downstream::pump() {
-  if (state_ != State::Connected) return;
+  if (state_ != State::Connected || handshaking_) return;
   while (!unsent_.empty() && !streaming_) {
     bool pipelining = greeted_ && client_.pipelining();
     if (!in_flight_.empty() && !pipelining) break;
@@ -266,8 +349,21 @@ void Downstream::pump() {
 
 void Downstream::flush() {
   if (!client_.hasOutput() || state_ != State::Connected) return;
+  std::string bytes = client_.takeOutput();
+  if (tls_) {
+    if (auto sent = tls_->send(bytes); !sent) {
+      failTls(sent.error());
+      return;
+    }
+    bytes = tls_->takeCiphertext();
+  }
+  write(std::move(bytes));
+}
+
+void Downstream::write(std::string bytes) {
+  if (bytes.empty() || state_ != State::Connected) return;
   auto request = std::make_unique<WriteRequest>();
-  request->bytes = client_.takeOutput();
+  request->bytes = std::move(bytes);
   // A message's pieces go through uv_write, paced by its callbacks, so that a large message to
   // a fast downstream does not hold the loop; commands and a small message's end leave at once.
   if (!streaming_) {
@@ -328,7 +424,23 @@ void Downstream::onRead(ssize_t nread, const uv_buf_t* buffer) {
     fail(nread == UV_EOF ? "connection closed by downstream" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
     return;
   }
-  client_.receive(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
+  std::string_view bytes(buffer->base, static_cast<std::size_t>(nread));
+  std::string plaintext;
+  if (tls_) {
+    auto received = tls_->receive(bytes);
+    write(tls_->takeCiphertext());
+    if (!received) {
+      failTls(received.error());
+      return;
+    }
+    plaintext = tls_->takePlaintext();
+    bytes = plaintext;
+    if (tls_->takeEstablished()) {
+      onTlsEstablished();
+      if (broken()) return;
+    }
+  }
+  client_.receive(bytes);
   while (!broken()) {
     auto response = client_.next();
     if (!response) break;
@@ -358,7 +470,7 @@ void Downstream::onReply(SmtpClient::Response response) {
     violation(response);
     return;
   }
-  operation.on_reply({withinLineBound(response.reply), std::nullopt, {}});
+  operation.on_reply({withinLineBound(response.reply), std::nullopt, {}, encrypted()});
   if (!broken()) pump();
 }
 

@@ -21,6 +21,8 @@
 #include "gateway/message/outgoing_message.h"
 #include "gateway/smtp/smtp_client.h"
 #include "gateway/spool/spool.h"
+#include "gateway/tls/server_tls.h"
+#include "gateway/tls/tls_stream.h"
 
 namespace mailgate {
 
@@ -34,14 +36,17 @@ struct DownstreamAnswer {
   // ("timed out", "protocol violation: 250 in reply to DATA"), else empty.
   std::optional<Reply> violating_reply;
   std::string problem;
+  bool encrypted = false;  // the reply came over TLS
 };
 
 class Downstream : public std::enable_shared_from_this<Downstream> {
  public:
   using ReplyHandler = std::move_only_function<void(const DownstreamAnswer&)>;
 
+  // `tls` is the client context for STARTTLS (null: downstream.tls = "none", or its CA file did
+  // not load, which "required" turns into 451 4.7.5).
   static std::shared_ptr<Downstream> create(uv_loop_t* loop, const DownstreamConfig& config,
-                                            std::string helo_name);
+                                            std::string helo_name, std::shared_ptr<ClientTls> tls);
   ~Downstream();
 
   // Sends MAIL first when this is the transaction's first recipient.
@@ -61,14 +66,18 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   void unpark();
   // Fit for another client session: not broken, no transaction open.
   bool reusable() const { return !broken() && !in_transaction_ && !streaming_; }
-  // Connections are shared only between sessions with the same downstream and EHLO name.
-  std::string key() const { return config_.address->text() + " " + helo_name_; }
+  // Connections are shared only between sessions with the same downstream, EHLO name and TLS
+  // policy.
+  std::string key() const { return keyFor(config_, helo_name_); }
+  static std::string keyFor(const DownstreamConfig& config, const std::string& helo);
+  bool encrypted() const { return tls_ && tls_->established(); }
 
   bool broken() const { return state_ == State::Broken || state_ == State::Closed; }
   bool inTransaction() const { return in_transaction_; }
 
   // The reply a client hears when the downstream cannot be used (451 4.4.1), or broke the
-  // protocol (451 4.4.2: RFC 3463 X.4.2, "bad connection").
+  // protocol (451 4.4.2: RFC 3463 X.4.2, "bad connection"). TLS that downstream.tls = "required"
+  // could not have gets 451 4.7.5.
   static Reply unavailable(std::string_view why);
   static Reply brokeProtocol(std::string_view why);
 
@@ -80,12 +89,21 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
     std::move_only_function<void(const DownstreamAnswer&)> on_reply;
   };
 
-  Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name);
+  Downstream(uv_loop_t* loop, const DownstreamConfig& config, std::string helo_name, std::shared_ptr<ClientTls> tls);
 
   void connect();
   void enqueue(Operation operation);
   void pump();
   void flush();
+  void write(std::string bytes);
+  // After an EHLO reply: STARTTLS when downstream.tls asks for it and the server offers it.
+  void afterEhlo();
+  void onStartTlsReply(const DownstreamAnswer& answer);
+  void onTlsEstablished();
+  // TLS could not be had: "required" fails the connection with 451 4.7.5.
+  void failTls(std::string why);
+  // The name the server's certificate must carry, "" when it is not verified.
+  std::string verifyName() const;
   void onConnected(int status);
   void onRead(ssize_t nread, const uv_buf_t* buffer);
   void onReply(SmtpClient::Response response);
@@ -127,6 +145,9 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   bool streaming_ = false;
   ReplyHandler message_handler_;
   std::string read_buffer_;
+  std::shared_ptr<ClientTls> client_tls_;
+  std::optional<TlsStream> tls_;
+  bool handshaking_ = false;
 };
 
 }  // namespace mailgate

@@ -6,7 +6,7 @@ namespace mailgate {
 
 std::shared_ptr<Downstream> DownstreamPool::acquire(const DownstreamConfig& config, const std::string& helo) {
   std::erase_if(idle_, [](const auto& downstream) { return !downstream->reusable(); });
-  std::string key = config.address->text() + " " + helo;
+  std::string key = Downstream::keyFor(config, helo);
   // The most recently used connection is the least likely to have been closed by the server.
   for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
     if ((*it)->key() != key) continue;
@@ -15,7 +15,18 @@ std::shared_ptr<Downstream> DownstreamPool::acquire(const DownstreamConfig& conf
     downstream->unpark();
     return downstream;
   }
-  return Downstream::create(loop_, config, helo);
+  return Downstream::create(loop_, config, helo, clientTls(config));
+}
+
+std::shared_ptr<ClientTls> DownstreamPool::clientTls(const DownstreamConfig& config) {
+  if (config.tls == DownstreamTls::None) return nullptr;
+  // One context per worker, kept while the CA file stays the same: its sessions are what the
+  // next connection resumes (a reload that changes the CA file starts afresh).
+  if (!client_tls_ || client_tls_->caFile() != config.tls_ca_file) {
+    auto made = ClientTls::make(config.tls_ca_file);
+    client_tls_ = made ? std::move(*made) : nullptr;  // null: Downstream reports TLS unavailable
+  }
+  return client_tls_;
 }
 
 void DownstreamPool::release(std::shared_ptr<Downstream> downstream, const DownstreamConfig& config) {

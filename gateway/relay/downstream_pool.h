@@ -11,6 +11,7 @@
 
 #include "gateway/config/config.h"
 #include "gateway/relay/downstream.h"
+#include "gateway/tls/server_tls.h"
 
 namespace mailgate {
 
@@ -27,9 +28,12 @@ class DownstreamPool {
   void clear();
 
  private:
+  std::shared_ptr<ClientTls> clientTls(const DownstreamConfig& config);
+
   uv_loop_t* loop_;
   std::vector<std::shared_ptr<Downstream>> idle_;  // most recently used last
   bool closed_ = false;
+  std::shared_ptr<ClientTls> client_tls_;
 };
 
 }  // namespace mailgate

@@ -22,7 +22,7 @@ void RelayTarget::message(const Runtime&, std::shared_ptr<const OutgoingMessage>
     return;
   }
   downstream_->message(std::move(message), [done = std::move(done)](const DownstreamAnswer& answer) mutable {
-    done({answer.reply, answer.violating_reply, answer.problem});
+    done({answer.reply, answer.violating_reply, answer.problem, answer.encrypted});
   });
 }
 

@@ -36,6 +36,10 @@ const Reply& help() {
   static const Reply reply = Reply::of(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nSee RFC 5321");
   return reply;
 }
+const Reply& readyToStartTls() {
+  static const Reply reply = Reply::of(220, "2.0.0", "Ready to start TLS");
+  return reply;
+}
 
 const Reply& commandUnknown() {
   static const Reply reply = Reply::of(500, "5.5.2", "Error: command not recognized");
@@ -55,12 +59,14 @@ const Reply& syntax(std::string_view verb) {
   static const Reply data = Reply::of(501, "5.5.4", "Syntax: DATA");
   static const Reply rset = Reply::of(501, "5.5.4", "Syntax: RSET");
   static const Reply vrfy = Reply::of(501, "5.5.4", "Syntax: VRFY address");
+  static const Reply starttls = Reply::of(501, "5.5.4", "Syntax: STARTTLS");
   static const Reply other = Reply::of(501, "5.5.4", "Syntax error in parameters");
   if (verb == "EHLO") return ehlo;
   if (verb == "HELO") return helo;
   if (verb == "DATA") return data;
   if (verb == "RSET") return rset;
   if (verb == "VRFY") return vrfy;
+  if (verb == "STARTTLS") return starttls;
   return other;
 }
 const Reply& needHelo() {
@@ -105,6 +111,18 @@ const Reply& dataLineTooLong() {
 }
 Reply tooManyErrors(std::string_view hostname) {
   return Reply::of(421, "4.7.0", std::string(hostname) + " Error: too many errors");
+}
+const Reply& tlsAlreadyActive() {
+  static const Reply reply = Reply::of(503, "5.5.1", "Error: TLS already active");
+  return reply;
+}
+const Reply& startTlsInTransaction() {
+  static const Reply reply = Reply::of(503, "5.5.1", "Error: MAIL transaction in progress");
+  return reply;
+}
+const Reply& mustStartTls() {
+  static const Reply reply = Reply::of(530, "5.7.0", "Must issue a STARTTLS command first");
+  return reply;
 }
 
 Reply relayDenied(std::string_view address) {
@@ -163,6 +181,12 @@ Reply downstreamBrokeProtocol(std::string_view what) {
   auto reply = Reply::make(451, "4.4.2", "Downstream server broke the protocol, try again later (" + std::string(what) + ")");
   return reply ? std::move(*reply) : Reply::of(451, "4.4.2", "Downstream server broke the protocol, try again later");
 }
+Reply downstreamTlsUnavailable(std::string_view why) {
+  // RFC 3463 X.7.5: "cryptographic failure"; 4xx, since the downstream may be fixed and the
+  // client's retry then succeeds.
+  auto reply = Reply::make(451, "4.7.5", "Downstream server TLS unavailable, try again later (" + std::string(why) + ")");
+  return reply ? std::move(*reply) : Reply::of(451, "4.7.5", "Downstream server TLS unavailable, try again later");
+}
 
 std::vector<Entry> catalogue() {
   const Reply all[] = {greeting("h"), heloAccepted("h"), senderAccepted(), recipientAccepted(), startMailInput(), ok(),
@@ -172,7 +196,8 @@ std::vector<Entry> catalogue() {
                        relayDenied("a@b"), tooManyConnections(), tooManyConnectionsFromClient(), untrustedProxy(),
                        badProxyHeader(), timeout("h"), shuttingDown(), stageTimedOut(), stageMisbehaved(),
                        cannotStoreMessage(), cannotReadMessage(), localDeliveryFailed(), queuedLocally("x"),
-                       downstreamUnavailable("x"), downstreamBrokeProtocol("x")};
+                       downstreamUnavailable("x"), downstreamBrokeProtocol("x"), readyToStartTls(),
+                       tlsAlreadyActive(), startTlsInTransaction(), mustStartTls(), downstreamTlsUnavailable("x")};
   std::vector<Entry> entries;
   for (const Reply& reply : all) {
     Entry entry{reply.code(), reply.enhanced()};

@@ -23,6 +23,7 @@ const Reply& ok();                 // 250 2.0.0 Ok (RSET, NOOP)
 const Reply& bye();                // 221 2.0.0 Bye
 const Reply& cannotVerify();       // 252 2.5.0
 const Reply& help();               // 214 2.0.0
+const Reply& readyToStartTls();    // 220 2.0.0 (RFC 3207 §4)
 
 // Protocol refusals the session decides alone.
 const Reply& commandUnknown();        // 500 5.5.2
@@ -40,6 +41,9 @@ const Reply& messageTooBig();         // 552 5.3.4 (RFC 1870)
 const Reply& bareLineEnd();           // 550 5.5.2: bare LF or CR in DATA (SMTP smuggling)
 const Reply& dataLineTooLong();       // 500 5.5.2
 Reply tooManyErrors(std::string_view hostname);  // 421 4.7.0
+const Reply& tlsAlreadyActive();      // 503 5.5.1: STARTTLS once TLS is up (RFC 3207 §4.2)
+const Reply& startTlsInTransaction(); // 503 5.5.1: STARTTLS between MAIL and the end of data
+const Reply& mustStartTls();          // 530 5.7.0: server.require_tls, MAIL before STARTTLS
 
 // Policy and plumbing.
 Reply relayDenied(std::string_view address);  // 554 5.7.1 Relay access denied
@@ -57,6 +61,7 @@ const Reply& localDeliveryFailed();           // 451 4.3.0: the Maildir write fa
 Reply queuedLocally(std::string_view id);     // 250 2.0.0 Ok: queued as <id> (Maildir)
 Reply downstreamUnavailable(std::string_view why);       // 451 4.4.1
 Reply downstreamBrokeProtocol(std::string_view what);    // 451 4.4.2
+Reply downstreamTlsUnavailable(std::string_view why);    // 451 4.7.5: downstream.tls = "required"
 
 // Every reply above as (code, enhanced code), for the check against the README's table.
 struct Entry {

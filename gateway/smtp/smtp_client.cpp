@@ -39,6 +39,7 @@ bool SmtpClient::permits(Command command, int code) {
     case Command::EndOfData: return code == 250 || error;
     case Command::Rcpt: return code == 250 || code == 251 || error;
     case Command::Data: return code == 354 || error;  // I: 354; any other 3xx or a 2xx is no answer
+    case Command::StartTls: return code == 220 || error;  // RFC 3207 §4: 220, 454, 501
     case Command::Rset: return code == 250;
     case Command::Quit: return code == 221;
   }
@@ -50,6 +51,7 @@ std::string_view SmtpClient::name(Command command) {
     case Command::Greeting: return "greeting";
     case Command::Ehlo: return "EHLO";
     case Command::Helo: return "HELO";
+    case Command::StartTls: return "STARTTLS";
     case Command::Mail: return "MAIL";
     case Command::Rcpt: return "RCPT";
     case Command::Data: return "DATA";
@@ -70,6 +72,18 @@ void SmtpClient::ehlo(std::string_view name) {
 void SmtpClient::helo(std::string_view name) {
   output_.append("HELO ").append(name).append("\r\n");
   expect(Command::Helo);
+}
+
+void SmtpClient::startTls() {
+  output_.append("STARTTLS\r\n");
+  expect(Command::StartTls);
+}
+
+void SmtpClient::tlsStarted() {
+  input_.clear();
+  lines_.clear();
+  ready_.clear();
+  learnExtensions(Reply());
 }
 
 void SmtpClient::mail(const Path& sender, std::optional<uint64_t> size, BodyType body) {
@@ -215,6 +229,7 @@ void SmtpClient::fail(std::string why) {
 void SmtpClient::learnExtensions(const Reply& ehlo_reply) {
   // Only the last greeting counts: a HELO or a refused EHLO leaves no extensions.
   pipelining_ = false;
+  starttls_ = false;
   eight_bit_mime_ = false;
   size_advertised_ = false;
   max_size_.reset();
@@ -225,6 +240,8 @@ void SmtpClient::learnExtensions(const Reply& ehlo_reply) {
     std::string_view line = lines[i];
     if (keywordIs(line, "PIPELINING")) {  // RFC 2920
       pipelining_ = true;
+    } else if (keywordIs(line, "STARTTLS")) {  // RFC 3207
+      starttls_ = true;
     } else if (keywordIs(line, "8BITMIME")) {  // RFC 6152
       eight_bit_mime_ = true;
     } else if (keywordIs(line, "SIZE")) {  // RFC 1870 §4: "SIZE" [SP 1*20DIGIT]; 0 means no limit

@@ -17,7 +17,7 @@ namespace mailgate {
 
 class SmtpClient {
  public:
-  enum class Command { Greeting, Ehlo, Helo, Mail, Rcpt, Data, EndOfData, Rset, Quit };
+  enum class Command { Greeting, Ehlo, Helo, StartTls, Mail, Rcpt, Data, EndOfData, Rset, Quit };
 
   struct Response {
     Command command;
@@ -43,6 +43,11 @@ class SmtpClient {
   void expectGreeting();
   void ehlo(std::string_view name);
   void helo(std::string_view name);
+  // RFC 3207: once its 220 is in, the host runs the handshake and then calls tlsStarted().
+  void startTls();
+  // TLS is up: RFC 3207 §4.2, forget what the server said before (its extensions, and any bytes
+  // it sent after the 220 in the clear: a reply injected there must not answer a later command).
+  void tlsStarted();
   void mail(const Path& sender, std::optional<uint64_t> size, BodyType body);
   void rcpt(const Path& recipient);
   void data();
@@ -70,6 +75,7 @@ class SmtpClient {
 
   // What the last EHLO reply advertised.
   bool pipelining() const { return pipelining_; }
+  bool startTlsOffered() const { return starttls_; }
   bool eightBitMime() const { return eight_bit_mime_; }
   std::optional<uint64_t> maxSize() const { return max_size_; }
 
@@ -89,6 +95,7 @@ class SmtpClient {
   bool last_was_cr_ = false;
   bool content_ended_with_crlf_ = true;
   bool pipelining_ = false;
+  bool starttls_ = false;
   bool eight_bit_mime_ = false;
   bool size_advertised_ = false;
   std::optional<uint64_t> max_size_;

@@ -49,7 +49,9 @@ void SmtpSession::greet(const Reply& refusal) {
 }
 
 void SmtpSession::receive(std::string_view bytes) {
-  if (state_ == State::Closed) return;
+  // Bytes that arrive between the 220 to STARTTLS and the handshake were sent in the clear
+  // after the command: never read as commands (CVE-2011-0411).
+  if (state_ == State::Closed || state_ == State::StartingTls) return;
   input_.append(bytes);
 }
 
@@ -105,6 +107,7 @@ SessionEvent SmtpSession::next() {
   // no event), and each must not cost stack.
   while (true) {
     if (state_ == State::Closed) return ev::Closed{};
+    if (state_ == State::StartingTls) return ev::NeedInput{};
     if (pending_ != Pending::None) return ev::AwaitingAnswer{};
     if (deferred_helo_) {
       pending_ = Pending::Helo;
@@ -146,7 +149,7 @@ const SmtpSession::CommandRow SmtpSession::command_table[] = {
     {"DATA", &SmtpSession::onData},  {"RSET", &SmtpSession::onRset},
     {"NOOP", &SmtpSession::onNoop},  {"QUIT", &SmtpSession::onQuit},
     {"VRFY", &SmtpSession::onVrfy},  {"HELP", &SmtpSession::onHelp},
-    {"EXPN", &SmtpSession::onNotImplemented}, {"STARTTLS", &SmtpSession::onNotImplemented},
+    {"EXPN", &SmtpSession::onNotImplemented}, {"STARTTLS", &SmtpSession::onStartTls},
     {"AUTH", &SmtpSession::onNotImplemented}, {"ETRN", &SmtpSession::onNotImplemented},
     {"TURN", &SmtpSession::onNotImplemented}, {"BDAT", &SmtpSession::onNotImplemented},
 };
@@ -186,6 +189,7 @@ std::optional<SessionEvent> SmtpSession::onHelo(std::string_view verb, std::stri
 std::optional<SessionEvent> SmtpSession::onMail(std::string_view verb, std::string_view argument) {
   if (state_ == State::Connected) return refuse(verb, argument, replies::needHelo());
   if (state_ == State::Mail) return refuse(verb, argument, replies::nestedMail());
+  if (settings_.require_tls && !tls_active_) return refuse(verb, argument, replies::mustStartTls());
   auto parsed = parseMailCommand(argument);
   if (!parsed) return refuse(verb, argument, parsed.error());
   // RFC 1870 §6: a declared size over the limit is refused before any byte of the message.
@@ -252,6 +256,37 @@ std::optional<SessionEvent> SmtpSession::onHelp(std::string_view, std::string_vi
   return std::nullopt;
 }
 
+std::optional<SessionEvent> SmtpSession::onStartTls(std::string_view verb, std::string_view argument) {
+  if (!settings_.offer_starttls) return onNotImplemented(verb, argument);
+  if (tls_active_) return refuse(verb, argument, replies::tlsAlreadyActive());
+  if (!argument.empty()) return refuse(verb, argument, replies::syntax(verb));
+  if (state_ == State::Connected) return refuse(verb, argument, replies::needHelo());
+  if (state_ == State::Mail) return refuse(verb, argument, replies::startTlsInTransaction());
+  send(replies::readyToStartTls());
+  // CVE-2011-0411: whatever the client pipelined behind STARTTLS came in the clear and could
+  // have been injected by anyone on the path; it is dropped, never taken as a command.
+  discardInput();
+  state_ = State::StartingTls;
+  return ev::StartTls{};
+}
+
+void SmtpSession::discardInput() {
+  std::string().swap(input_);
+  consumed_ = 0;
+  discarding_long_line_ = false;
+  deferred_helo_.reset();
+}
+
+void SmtpSession::tlsStarted() {
+  if (state_ == State::Closed) return;
+  tls_active_ = true;
+  discardInput();
+  resetTransaction();
+  pending_ = Pending::None;
+  // RFC 3207 §4.2: the client must say EHLO again; MAIL before it is out of sequence.
+  state_ = State::Connected;
+}
+
 std::optional<SessionEvent> SmtpSession::onNotImplemented(std::string_view verb, std::string_view argument) {
   return refuse(verb, argument, replies::notImplemented());
 }
@@ -261,6 +296,8 @@ Reply SmtpSession::ehloReply() const {
   std::string lines = settings_.hostname;
   lines += settings_.max_message_bytes ? "\nSIZE " + std::to_string(settings_.max_message_bytes) : std::string("\nSIZE");
   lines += "\nPIPELINING\n8BITMIME\nENHANCEDSTATUSCODES";
+  // RFC 3207 §4.2: not offered again once TLS is up.
+  if (settings_.offer_starttls && !tls_active_) lines += "\nSTARTTLS";
   return Reply::of(250, "", lines);
 }
 

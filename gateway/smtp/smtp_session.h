@@ -28,6 +28,10 @@ struct SessionSettings {
   // confused or hostile client cannot keep a connection slot forever (Postfix:
   // smtpd_hard_error_limit).
   uint32_t max_protocol_errors = 20;
+  // [tls] is configured: STARTTLS is offered (RFC 3207) until TLS is up.
+  bool offer_starttls = false;
+  // server.require_tls: MAIL before TLS gets 530 5.7.0 (RFC 3207 §4).
+  bool require_tls = false;
 };
 
 namespace session_event {
@@ -47,6 +51,10 @@ struct Reset {};
 // `verb` upper-cased ("" for a line too long), `argument` as sent (bounded by the line limit).
 struct Refused { std::string verb; std::string argument; Reply reply; };
 struct Quit {};
+// STARTTLS was accepted: the 220 is in the output, and any bytes the client sent after the
+// command in the clear were dropped. The host flushes the output, then starts the handshake and
+// calls tlsStarted() once it is done; until then the session reads nothing.
+struct StartTls {};
 // Nothing more to do until more bytes arrive (the host should flush the output now).
 struct NeedInput {};
 // Waiting for answer() to a Helo, Mail, Rcpt or EndOfData event.
@@ -59,7 +67,8 @@ using SessionEvent =
     std::variant<session_event::NeedInput, session_event::AwaitingAnswer, session_event::Closed,
                  session_event::Helo, session_event::Mail, session_event::Rcpt,
                  session_event::DataChunk, session_event::EndOfData, session_event::DataRefused,
-                 session_event::Reset, session_event::Refused, session_event::Quit>;
+                 session_event::Reset, session_event::Refused, session_event::Quit,
+                 session_event::StartTls>;
 
 class SmtpSession {
  public:
@@ -88,6 +97,11 @@ class SmtpSession {
   void answer(const Reply& reply);
   // Ends the session at once with `reply` (a 421: timeout, shutdown, error).
   void close(const Reply& reply);
+  // The TLS handshake is done (after STARTTLS, or before the greeting on an implicit-TLS
+  // listener): RFC 3207 §4.2, the session starts over from before EHLO, and what the client said
+  // before is forgotten.
+  void tlsStarted();
+  bool tlsActive() const { return tls_active_; }
 
   std::string takeOutput();
   bool hasOutput() const { return !output_.empty(); }
@@ -101,7 +115,7 @@ class SmtpSession {
   void setSettings(SessionSettings settings) { settings_ = std::move(settings); }
 
  private:
-  enum class State { Connected, Greeted, Mail, Data, RefusedAtGreeting, Closed };
+  enum class State { Connected, Greeted, Mail, Data, RefusedAtGreeting, StartingTls, Closed };
   using Handler = std::optional<SessionEvent> (SmtpSession::*)(std::string_view verb, std::string_view argument);
   struct CommandRow {
     std::string_view verb;
@@ -122,7 +136,9 @@ class SmtpSession {
   std::optional<SessionEvent> onQuit(std::string_view verb, std::string_view argument);
   std::optional<SessionEvent> onVrfy(std::string_view verb, std::string_view argument);
   std::optional<SessionEvent> onHelp(std::string_view verb, std::string_view argument);
+  std::optional<SessionEvent> onStartTls(std::string_view verb, std::string_view argument);
   std::optional<SessionEvent> onNotImplemented(std::string_view verb, std::string_view argument);
+  void discardInput();
   Reply ehloReply() const;
   SessionEvent dataLines();
   SessionEvent endOfData();
@@ -140,6 +156,7 @@ class SmtpSession {
   std::string chunk_;  // unstuffed content handed out by the last DataChunk
   std::optional<session_event::Helo> deferred_helo_;
   bool pending_extended_ = false;  // the pending Helo was EHLO
+  bool tls_active_ = false;
   bool discarding_long_line_ = false;
   bool discarded_cr_last_ = false;
   uint32_t protocol_errors_ = 0;

@@ -28,6 +28,7 @@ struct DeliveryAnswer {
   // 5321's sequence), and what went wrong when `reply` is not simply the answer ("timed out").
   std::optional<Reply> downstream_reply = {};
   std::string problem = {};
+  bool encrypted = false;  // the message went over TLS (the decision record's tls.downstream)
 };
 
 class DeliveryTarget {

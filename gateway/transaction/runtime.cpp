@@ -20,6 +20,8 @@ SessionSettings Runtime::sessionSettings() const {
   settings.hostname = config->server.hostname;
   settings.max_recipients = config->server.max_recipients;
   settings.max_message_bytes = pipeline->maxMessageBytes().value_or(0);
+  settings.offer_starttls = config->tls.has_value();
+  settings.require_tls = config->server.require_tls;
   return settings;
 }
 

@@ -124,6 +124,14 @@ void TransactionDriver::helo(std::string name, bool extended, Answer answer) {
   });
 }
 
+void TransactionDriver::tlsStarted(SessionTls tls) {
+  facts_.tls = std::move(tls);
+  // RFC 3207 §4.2: what the client said before TLS is forgotten; it must say EHLO again.
+  facts_.helo.clear();
+  facts_.esmtp = false;
+  helo_level_ = SessionLevel{};
+}
+
 void TransactionDriver::startTransaction(const MailCommand& command) {
   // Each transaction runs with the configuration current when it starts (a reload never
   // changes the rules under a transaction in flight).
@@ -284,7 +292,9 @@ void TransactionDriver::deliver(Answer answer) {
   const std::string& hostname = runtime_->config->server.hostname;
   TraceInfo trace{facts_.helo, facts_.client_ip, hostname, facts_.esmtp, transaction.id, transaction.accepted,
                   std::chrono::system_clock::now()};
-  std::string headers = receivedHeader(trace);
+  std::optional<TraceTls> tls;
+  if (facts_.tls) tls = TraceTls{facts_.tls->version, facts_.tls->cipher};
+  std::string headers = receivedHeader(trace, tls);
   if (!transaction.auth_results.empty()) headers += authenticationResultsHeader(hostname, transaction.auth_results);
   std::vector<std::string> replaced;
   for (const auto& header : transaction.headers) {
@@ -311,6 +321,7 @@ void TransactionDriver::deliver(Answer answer) {
         Transaction& transaction = *transaction_;
         transaction.downstream_time +=
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sent);
+        transaction.downstream_tls = delivered.encrypted;
         transaction.downstream_reply = (delivered.downstream_reply ? *delivered.downstream_reply : delivered.reply).summary();
         // RFC 5321 §4.3.2: the end of data is answered 250, 4xx or 5xx; anything else must not
         // reach the client as such (a 2xx from nowhere would lose the message).

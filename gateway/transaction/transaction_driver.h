@@ -64,6 +64,9 @@ class TransactionDriver {
   void commandRefused(const std::string& verb, const std::string& argument, const Reply& reply);
   // RSET, or HELO/EHLO inside a transaction.
   void reset();
+  // The client's leg is encrypted now (STARTTLS done, or implicit TLS): the session starts over
+  // from before HELO (RFC 3207 §4.2), and records and the Received: header say TLS from here.
+  void tlsStarted(SessionTls tls);
   // The session is over: QUIT, the client left, a timeout, shutting down. Logs what was open and,
   // when the session had no transaction, its one "session" record. Further calls do nothing.
   void end(std::string_view why);

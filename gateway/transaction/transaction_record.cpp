@@ -5,13 +5,25 @@
 namespace mailgate {
 namespace {
 
+// Both legs' TLS: the client's (version, cipher and SNI, null in the clear) and whether the
+// message went on to the downstream encrypted.
+nlohmann::json tlsRecord(const SessionFacts& session, bool downstream) {
+  nlohmann::json tls = {{"version", nullptr}, {"cipher", nullptr}, {"sni", nullptr}, {"downstream", downstream}};
+  if (session.tls) {
+    tls["version"] = session.tls->version;
+    tls["cipher"] = session.tls->cipher;
+    if (!session.tls->sni.empty()) tls["sni"] = session.tls->sni;
+  }
+  return tls;
+}
+
 nlohmann::json base(const SessionFacts& session, std::string_view type) {
   return {{"time", DecisionLog::timestamp()},
           {"type", type},
           {"session", session.session},
           {"client", {{"ip", session.client_ip}, {"port", session.client_port}}},
           {"helo", session.helo},
-          {"tls", false}};
+          {"tls", tlsRecord(session, false)}};
 }
 
 double milliseconds(std::chrono::microseconds duration) { return static_cast<double>(duration.count()) / 1000.0; }
@@ -62,6 +74,7 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
                                  std::string_view action, const std::string& reply) {
   nlohmann::json record = base(session, "transaction");
   record["transaction"] = transaction.id;
+  record["tls"] = tlsRecord(session, transaction.downstream_tls);
   record["started"] = transaction.started_at;
   record["sender"] = transaction.sender.address();
   nlohmann::json recipients = nlohmann::json::array();
@@ -108,6 +121,14 @@ nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply,
   record["action"] = actionOf(reply, false);
   record["reply"] = reply.summary();
   record["reason"] = reason;
+  return record;
+}
+
+nlohmann::json tlsFailureRecord(const SessionFacts& session, std::string_view reason) {
+  nlohmann::json record = base(session, "connection");
+  record["action"] = "none";  // nothing was refused: the connection could not be used
+  record["reply"] = "";
+  record["reason"] = "TLS handshake failed: " + std::string(reason);
   return record;
 }
 

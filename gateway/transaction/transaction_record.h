@@ -46,6 +46,14 @@ struct Transaction {
   bool absorb(PhaseResult result);
   std::string downstream_reply;
   std::chrono::microseconds downstream_time{0};
+  bool downstream_tls = false;  // the message went to the downstream over TLS
+};
+
+// What the client's TLS handshake agreed on (RFC 8446 names: "TLSv1.3", "TLS_AES_256_GCM_SHA384").
+struct SessionTls {
+  std::string version;
+  std::string cipher;
+  std::string sni;  // the name the client asked for, "" when none
 };
 
 struct SessionFacts {
@@ -54,6 +62,7 @@ struct SessionFacts {
   uint16_t client_port = 0;
   std::string helo;
   bool esmtp = false;  // the client said EHLO
+  std::optional<SessionTls> tls;  // set once the client's leg is encrypted
 };
 
 // The action a reply stands for: 2xx accept (or tag when a stage tagged), 4xx tempfail, 5xx reject.
@@ -65,6 +74,8 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
                                  std::string_view action, const std::string& reply);
 nlohmann::json commandRecord(const SessionFacts& session, std::string_view command, const Reply& reply);
 nlohmann::json connectionRecord(const SessionFacts& session, const Reply& reply, std::string_view reason);
+// A TLS handshake that failed (STARTTLS or implicit TLS): the connection is closed, no reply.
+nlohmann::json tlsFailureRecord(const SessionFacts& session, std::string_view reason);
 // A session that ended without a transaction: what the connect and HELO stages said, the refused
 // greeting or HELO if there was one (else action "none"), and why it ended.
 nlohmann::json sessionRecord(const SessionFacts& session, const std::vector<StageOutcome>& outcomes,

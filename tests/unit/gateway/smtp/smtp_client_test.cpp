@@ -413,6 +413,40 @@ BOOST_AUTO_TEST_CASE(an_ehlo_reply_out_of_sequence_advertises_nothing) {
   BOOST_TEST(!client.eightBitMime());
 }
 
+// RFC 3207 on the client side: STARTTLS is seen in the EHLO reply, its 220 is paired with it,
+// and once TLS is up the extensions heard in the clear are forgotten (EHLO again, §4.2).
+BOOST_AUTO_TEST_CASE(starttls_offered_answered_and_forgotten_after_tls) {
+  SmtpClient client;
+  client.expectGreeting();
+  client.ehlo("gw.example");
+  client.receive("220 mx ESMTP\r\n250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n");
+  BOOST_TEST(drain(client).size() == 2u);
+  BOOST_TEST(client.startTlsOffered());
+  BOOST_TEST(client.pipelining());
+  client.startTls();
+  BOOST_TEST(client.takeOutput() == "EHLO gw.example\r\nSTARTTLS\r\n");
+  client.receive("220 2.0.0 Ready to start TLS\r\n");
+  auto responses = drain(client);
+  BOOST_REQUIRE(responses.size() == 1u);
+  BOOST_TEST((responses[0].command == Command::StartTls));
+  BOOST_TEST(responses[0].permitted);
+  client.tlsStarted();
+  BOOST_TEST(!client.startTlsOffered());
+  BOOST_TEST(!client.pipelining());
+  BOOST_TEST(SmtpClient::permits(Command::StartTls, 454));
+  BOOST_TEST(!SmtpClient::permits(Command::StartTls, 250));
+}
+
+// A reply sent in the clear right behind the 220 to STARTTLS (a man in the middle's injection)
+// answers nothing the client asked: the connection fails instead of taking it for a later reply.
+BOOST_AUTO_TEST_CASE(a_reply_injected_behind_the_starttls_220_fails_the_connection) {
+  SmtpClient client;
+  client.startTls();
+  client.receive("220 2.0.0 Ready to start TLS\r\n250 2.1.0 Ok\r\n");
+  BOOST_TEST(client.failed());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
+
 
 }  // namespace mailgate

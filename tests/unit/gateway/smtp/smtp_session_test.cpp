@@ -347,6 +347,87 @@ BOOST_AUTO_TEST_CASE(large_message_memory_stays_bounded) {
   BOOST_TEST(largest_chunk <= block.size());
 }
 
+// RFC 3207 and CVE-2011-0411: STARTTLS answered 220, whatever the client pipelined behind it in
+// the clear dropped (here a RSET that would be answered 250), nothing read until the handshake is
+// done; then the session starts over (EHLO first), STARTTLS is no longer offered, and a second
+// STARTTLS gets 503.
+BOOST_AUTO_TEST_CASE(starttls_drops_what_was_pipelined_behind_it_and_starts_over) {
+  SessionSettings settings;
+  settings.hostname = "mx.example";
+  settings.offer_starttls = true;
+  SmtpSession session(settings);
+  session.greet();
+  session.receive("EHLO a\r\n");
+  BOOST_REQUIRE(std::holds_alternative<ev::Helo>(session.next()));
+  session.accept();
+  BOOST_TEST(std::holds_alternative<ev::NeedInput>(session.next()));
+  BOOST_TEST(session.takeOutput() ==
+             "220 mx.example ESMTP mailgate\r\n"
+             "250-mx.example\r\n250-SIZE\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+             "250 STARTTLS\r\n");
+  session.receive("STARTTLS\r\nRSET\r\n");
+  BOOST_TEST(std::holds_alternative<ev::StartTls>(session.next()));
+  BOOST_TEST(std::holds_alternative<ev::NeedInput>(session.next()));
+  session.receive("MAIL FROM:<injected@example.org>\r\n");  // still in the clear: dropped too
+  BOOST_TEST(std::holds_alternative<ev::NeedInput>(session.next()));
+  BOOST_TEST(session.takeOutput() == "220 2.0.0 Ready to start TLS\r\n");
+  BOOST_TEST(!session.tlsActive());
+
+  session.tlsStarted();
+  BOOST_TEST(session.tlsActive());
+  session.receive("MAIL FROM:<a@b.example>\r\nEHLO a\r\n");
+  BOOST_TEST(std::holds_alternative<ev::Refused>(session.next()));  // RFC 3207 §4.2: EHLO again
+  BOOST_REQUIRE(std::holds_alternative<ev::Helo>(session.next()));
+  session.accept();
+  session.receive("STARTTLS\r\n");
+  BOOST_TEST(std::holds_alternative<ev::Refused>(session.next()));
+  BOOST_TEST(std::holds_alternative<ev::NeedInput>(session.next()));
+  BOOST_TEST(session.takeOutput() ==
+             "503 5.5.1 Error: send HELO/EHLO first\r\n"
+             "250-mx.example\r\n250-SIZE\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+             "503 5.5.1 Error: TLS already active\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(starttls_is_not_offered_without_a_certificate) {
+  ScriptedHost host(SessionSettings{});
+  host.feed("EHLO a\r\nSTARTTLS\r\nNOOP\r\n");
+  BOOST_TEST(host.output ==
+             "220 localhost ESMTP mailgate\r\n"
+             "250-localhost\r\n250-SIZE\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+             "502 5.5.1 Error: command not implemented\r\n250 2.0.0 Ok\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(starttls_out_of_place_is_refused) {
+  SessionSettings settings;
+  settings.offer_starttls = true;
+  ScriptedHost host(settings);
+  host.feed("STARTTLS\r\nHELO a\r\nSTARTTLS now\r\nMAIL FROM:<a@b.example>\r\nSTARTTLS\r\n");
+  BOOST_TEST(host.output ==
+             "220 localhost ESMTP mailgate\r\n503 5.5.1 Error: send HELO/EHLO first\r\n250 localhost\r\n501 5.5.4 Syntax: STARTTLS\r\n"
+             "250 2.1.0 Ok\r\n503 5.5.1 Error: MAIL transaction in progress\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(require_tls_refuses_mail_before_starttls) {
+  SessionSettings settings;
+  settings.offer_starttls = true;
+  settings.require_tls = true;
+  SmtpSession session(settings);
+  session.greet();
+  session.receive("EHLO a\r\n");
+  BOOST_REQUIRE(std::holds_alternative<ev::Helo>(session.next()));
+  session.accept();
+  session.receive("MAIL FROM:<a@b.example>\r\n");
+  BOOST_TEST(std::holds_alternative<ev::Refused>(session.next()));
+  BOOST_TEST(session.takeOutput().ends_with("250 STARTTLS\r\n530 5.7.0 Must issue a STARTTLS command first\r\n"));
+  session.receive("STARTTLS\r\n");
+  BOOST_TEST(std::holds_alternative<ev::StartTls>(session.next()));
+  session.tlsStarted();
+  session.receive("EHLO a\r\nMAIL FROM:<a@b.example>\r\n");
+  BOOST_REQUIRE(std::holds_alternative<ev::Helo>(session.next()));
+  session.accept();
+  BOOST_TEST(std::holds_alternative<ev::Mail>(session.next()));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate
