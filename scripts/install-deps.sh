@@ -29,6 +29,9 @@ test_packages+=(clang-16 libclang-rt-16-dev llvm)
 # spamassassin: its rule files (/usr/share/spamassassin) and `spamassassin -t`, which
 # tests/integration/test_spamassassin_compat.py compares the rule engine with (bench/rules too).
 test_packages+=(spamassassin)
+# clamav-daemon and clamav: a real clamd for tests/integration/test_clamav.py and bench/content,
+# started by the tests on a unix socket with a signature database they write (no freshclam).
+test_packages+=(clamav-daemon clamav)
 
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
