@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "filters/attachments/attachments_stage.h"
 #include "filters/clamav/clamav_stage.h"
 #include "filters/dkim/dkim_stage.h"
 #include "filters/dmarc/dmarc_stage.h"
@@ -31,6 +32,7 @@ constexpr Registration registry[] = {
     {"rules", &RulesStage::fromSettings},
     {"lists", &ListsStage::fromSettings},
     {"clamav", &ClamavStage::fromSettings},
+    {"attachments", &AttachmentsStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).
