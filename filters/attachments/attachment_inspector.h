@@ -35,8 +35,10 @@ class AttachmentInspector {
   static constexpr std::size_t max_archive_entries = 10'000;
   // Octets unpacked from all archives of one message: a zip bomb stops here.
   static constexpr uint64_t max_unpacked_octets = 100 * 1024 * 1024;
-  // libmagic needs the first octets only; its own default byte limit is 1 MiB (magic(3)).
-  static constexpr std::size_t magic_octets = 1024 * 1024;
+  // libmagic is given the first octets only: the formats blocked by type announce themselves at
+  // the start (an ELF or MZ header, a PE header within the first KiB), and soft magic entries that
+  // search the buffer cost time in proportion to it.
+  static constexpr std::size_t magic_octets = 64 * 1024;
 
   explicit AttachmentInspector(const AttachmentRules& rules) : rules_(rules) {}
 
