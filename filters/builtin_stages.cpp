@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "filters/attachments/attachments_stage.h"
+#include "filters/clamav/clamav_stage.h"
 #include "filters/dkim/dkim_stage.h"
 #include "filters/dmarc/dmarc_stage.h"
 #include "filters/lists/lists_stage.h"
@@ -29,6 +31,8 @@ constexpr Registration registry[] = {
     {"dmarc", &DmarcStage::fromSettings},
     {"rules", &RulesStage::fromSettings},
     {"lists", &ListsStage::fromSettings},
+    {"clamav", &ClamavStage::fromSettings},
+    {"attachments", &AttachmentsStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).

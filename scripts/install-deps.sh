@@ -13,10 +13,12 @@ sudo=""
 # the unit tests build. libopendkim-dev: DKIM verification (filters/dkim); libopendmarc-dev and
 # publicsuffix (the organizational domain, RFC 7489 §3.2): DMARC (filters/dmarc).
 # libgmime-3.0-dev: RFC 5322 address lists (DMARC's From: domains) and MIME decoding for the rule
-# engine; libpcre2-dev: the rule engine's regexes (rules/).
+# engine; libpcre2-dev: the rule engine's regexes (rules/). libmagic-dev and libarchive-dev: the
+# attachments stage (a file's type from its content; names and contents inside archives).
 build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohmann-json3-dev
   libboost-test-dev libssl-dev libunbound-dev libevent-dev nettle-dev libspf2-dev python3-yaml
-  libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev libpcre2-dev)
+  libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev libpcre2-dev
+  libmagic-dev libarchive-dev)
 # unbound: the DNS server of the integration tests (tests/integration/dns_server.py), never the
 # system's resolver; python3-dnslib: their DNS client. python3-dkim: the independent signer of the
 # DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys (and the TLS tests'
@@ -31,6 +33,12 @@ test_packages+=(clang-16 libclang-rt-16-dev llvm)
 # spamassassin: its rule files (/usr/share/spamassassin) and `spamassassin -t`, which
 # tests/integration/test_spamassassin_compat.py compares the rule engine with (bench/rules too).
 test_packages+=(spamassassin)
+# clamav-daemon and clamav: a real clamd for tests/integration/test_clamav.py and bench/content,
+# started by the tests on a unix socket with a signature database they write (no freshclam).
+test_packages+=(clamav-daemon clamav)
+# zip and p7zip-full: encrypted zip and 7z archives for tests/integration/test_attachments.py
+# (Python's zipfile cannot encrypt).
+test_packages+=(zip p7zip-full)
 
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi

@@ -89,6 +89,10 @@ struct Deferred {
   std::move_only_function<void(Resume)> subscribe;
   // Called (on the loop) when the stage's timeout passed first: stop the work, free what it holds.
   std::move_only_function<void()> cancel = {};
+  // The verdict when the stage's timeout passes first, asked for before `cancel` is called; when
+  // empty, the pipeline's own "did not answer" tempfail. A stage whose operator chose what its
+  // peer's trouble means (clamav's on_error) answers a timeout the same way.
+  std::move_only_function<Verdict()> timed_out = {};
 };
 using Step = std::variant<Verdict, Job, Deferred>;
 

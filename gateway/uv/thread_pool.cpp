@@ -41,6 +41,7 @@ struct TimedJob : TimedAnswer {
 struct AwaitState : TimedAnswer {
   bool timer_closed = false;
   std::move_only_function<void()> cancel;
+  std::move_only_function<Verdict()> timed_out;
 
   // Answers, then closes the timer once; the close callback drops the loop's reference.
   void finish(std::optional<Verdict> verdict) {
@@ -64,17 +65,21 @@ void UvJobRunner::await(Deferred deferred, Duration timeout, Done done) {
   auto* keep = new std::shared_ptr<AwaitState>(state);  // released in the close callback
   state->timer.data = keep;
   state->cancel = std::move(deferred.cancel);
+  state->timed_out = std::move(deferred.timed_out);
   uv_timer_start(
       &state->timer,
       [](uv_timer_t* timer) {
         auto state = *static_cast<std::shared_ptr<AwaitState>*>(timer->data);
-        state->finish(std::nullopt);
+        std::optional<Verdict> verdict;
+        if (auto timed_out = std::move(state->timed_out)) verdict = timed_out();
+        state->finish(std::move(verdict));
         // The work is still under way: stop it, so a stage that timed out holds nothing.
         if (auto cancel = std::move(state->cancel)) cancel();
       },
       static_cast<uint64_t>(timeout.count()), 0);
   deferred.subscribe([state](Verdict verdict) {
     state->cancel = nullptr;
+    state->timed_out = nullptr;
     state->finish(std::move(verdict));
   });
 }

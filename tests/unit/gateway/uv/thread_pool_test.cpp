@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <optional>
 #include <stop_token>
+#include <string>
+#include <vector>
 
 #include "gateway/uv/thread_pool.h"
 
@@ -90,6 +92,40 @@ BOOST_AUTO_TEST_CASE(a_job_that_timed_out_before_it_started_is_not_run) {
   BOOST_TEST(late_answered);
   BOOST_TEST(!late.has_value());  // timed out
   BOOST_TEST(!ran.load());
+}
+
+BOOST_AUTO_TEST_CASE(a_deferred_that_times_out_answers_its_own_verdict_then_is_cancelled) {
+  // clamav's on_error decides a clamd that never answers, not the pipeline's generic tempfail.
+  Loop loop;
+  UvJobRunner runner(&loop.loop);
+  std::optional<Verdict> answer;
+  bool answered = false;
+  std::vector<std::string> order;
+  Deferred::Resume kept;  // the work "under way" that never finishes
+  runner.await(
+      Deferred{[&](Deferred::Resume resume) { kept = std::move(resume); }, [&] { order.push_back("cancel"); },
+               [&] {
+                 order.push_back("timed_out");
+                 return Verdict::proceed("accepted unscanned");
+               }},
+      30ms,
+      [&](std::optional<Verdict> verdict) {
+        order.push_back("done");
+        answered = true;
+        answer = std::move(verdict);
+      });
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  BOOST_TEST(answered);
+  BOOST_REQUIRE(answer.has_value());
+  BOOST_TEST(answer->reason == "accepted unscanned");
+  BOOST_TEST((order == std::vector<std::string>{"timed_out", "done", "cancel"}));
+
+  // Without one, a timeout is answered as "no verdict" (the pipeline's stageTimedOut).
+  std::optional<Verdict> plain = Verdict::proceed();
+  runner.await(Deferred{[&](Deferred::Resume resume) { kept = std::move(resume); }}, 10ms,
+               [&](std::optional<Verdict> verdict) { plain = std::move(verdict); });
+  uv_run(&loop.loop, UV_RUN_DEFAULT);
+  BOOST_TEST(!plain.has_value());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
