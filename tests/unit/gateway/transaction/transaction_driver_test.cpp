@@ -126,20 +126,24 @@ RcptCommand rcptTo(const std::string& address) {
 
 const std::string message_text = "From: a@sender.example\r\nSubject: hi\r\n\r\nHello.\r\n";
 
+// A client's steps through one transaction (connect to the end of data), each answered to `heard`.
+std::vector<std::function<void()>> transactionSteps(TransactionDriver& driver, Heard& heard) {
+  return {[&] { driver.connect(heard.callback()); },
+          [&] { driver.helo("client.example", true, heard.callback()); },
+          [&] { driver.mail(mailFrom("a@sender.example"), heard.callback()); },
+          [&] { driver.rcpt(rcptTo("user@example.org"), heard.callback()); },
+          [&] {
+            driver.messageBytes(message_text);
+            driver.endOfData(message_text.size(), heard.callback());
+          }};
+}
+
 // Runs a whole transaction as a client would, stopping at the first refusal (the session lets
 // nothing through after one), and returns what each step heard.
 std::vector<std::string> runTransaction(TransactionDriver& driver) {
   Heard heard;
   std::vector<std::string> said;
-  std::vector<std::function<void()>> steps{
-      [&] { driver.connect(heard.callback()); },
-      [&] { driver.helo("client.example", true, heard.callback()); },
-      [&] { driver.mail(mailFrom("a@sender.example"), heard.callback()); },
-      [&] { driver.rcpt(rcptTo("user@example.org"), heard.callback()); },
-      [&] {
-        driver.messageBytes(message_text);
-        driver.endOfData(message_text.size(), heard.callback());
-      }};
+  std::vector<std::function<void()>> steps = transactionSteps(driver, heard);
   for (auto& step : steps) {
     step();
     said.push_back(heard.value());
@@ -390,10 +394,8 @@ BOOST_AUTO_TEST_CASE(quit_pipelined_behind_the_final_dot_leaves_only_the_transac
   TestHost host({});
   TransactionDriver driver(host, facts());
   Heard heard;
-  driver.connect(heard.callback());
-  driver.helo("client.example", true, heard.callback());
-  driver.mail(mailFrom("a@sender.example"), heard.callback());
-  driver.rcpt(rcptTo("user@example.org"), heard.callback());
+  auto steps = transactionSteps(driver, heard);
+  for (std::size_t step = 0; step + 1 < steps.size(); ++step) steps[step]();
   driver.messageBytes(message_text);
   std::string answered;
   driver.endOfData(message_text.size(), [&](std::optional<Reply> reply) {
@@ -424,15 +426,7 @@ BOOST_AUTO_TEST_CASE(ending_at_every_point_leaves_exactly_one_record_and_no_deli
         Heard heard;
         {
           TransactionDriver driver(host, facts());
-          std::vector<std::function<void()>> script{
-              [&] { driver.connect(heard.callback()); },
-              [&] { driver.helo("client.example", true, heard.callback()); },
-              [&] { driver.mail(mailFrom("a@sender.example"), heard.callback()); },
-              [&] { driver.rcpt(rcptTo("user@example.org"), heard.callback()); },
-              [&] {
-                driver.messageBytes(message_text);
-                driver.endOfData(message_text.size(), heard.callback());
-              }};
+          std::vector<std::function<void()>> script = transactionSteps(driver, heard);
           for (std::size_t i = 0; i < steps; ++i) {
             script[i]();
             while (!scripted->held.empty()) {
