@@ -278,3 +278,33 @@ def test_mailgate_check_with_ip(tmp_path, mailgate_bin, dns):
     clean = subprocess.run([mailgate_bin, "check", "--config", str(config), "--ip", CLEAN, "--from", SENDER,
                             "--rcpt", RCPT, str(message)], capture_output=True, text=True, timeout=30)
     assert "554 5.7.1" not in clean.stdout, clean.stdout
+
+
+def test_shadow_mode_logs_the_refusal_and_lets_mail_through(dnsbl_gateway, sink):
+    gw = dnsbl_gateway(mode="shadow")
+    session = smtp(gw, LISTED)
+    assert session.rcpt.code == 250 and session.end.code == 250, session.rcpt
+    outcome = [o for o in dnsbl_outcomes(session.record) if o["phase"] == "rcpt"][0]
+    assert outcome["shadow"] is True and outcome["verdict"] == "reject", outcome
+    assert outcome["reply"].startswith("554 5.7.1 Service unavailable; client [192.0.2.10]")
+    delivered_once(sink, session.content)
+
+
+def test_sighup_reloads_the_zones(start_gateway, sink, dns):
+    from harness import build_config
+    import signal
+    import time
+
+    def config(threshold: int) -> str:
+        stage = {"type": "dnsbl", "zones": ZONE_ENTRIES, "threshold": threshold}
+        return build_config(server={"proxy_protocol": True}, stages=[stage], extra=dns_table(dns))
+
+    gw = start_gateway(config(3), sink=sink)
+    assert smtp(gw, BL2_ONLY).rcpt.code == 250
+    gw.write_config(config(2))
+    gw.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "configuration reloaded" not in gw.stderr_text():
+        assert time.monotonic() < deadline, gw.stderr_text()
+        time.sleep(0.05)
+    refused_with(smtp(gw, BL2_ONLY), BL2_ONLY, "bl2.example")
