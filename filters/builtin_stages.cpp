@@ -5,6 +5,7 @@
 #include "filters/dkim/dkim_stage.h"
 #include "filters/dmarc/dmarc_stage.h"
 #include "filters/dnsbl/dnsbl_stage.h"
+#include "filters/greylist/greylist_stage.h"
 #include "filters/lists/lists_stage.h"
 #include "filters/rules/rules_stage.h"
 #include "filters/size_limit.h"
@@ -31,6 +32,7 @@ constexpr Registration registry[] = {
     {"rules", &RulesStage::fromSettings},
     {"lists", &ListsStage::fromSettings},
     {"dnsbl", &DnsblStage::fromSettings},
+    {"greylist", &GreylistStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).
