@@ -192,3 +192,29 @@ def test_redis_killed_mid_run_lets_mail_through(start_gateway, sink, redis):
     assert "redis" in outcome["store_error"], outcome
     assert record["action"] == "accept"
     assert f"greylist: redis 127.0.0.1:{redis.port}:" in gw.stderr_text()
+
+
+def test_shadow_mode_logs_the_451_and_lets_mail_through(start_gateway, sink, tmp_path):
+    gw = start_gateway(sink=sink, stages=[grey_stage(state_dir=str(tmp_path / "state"), mode="shadow")])
+    rcpt, record = attempt_n(gw, new_sender(), 1)
+    assert rcpt.code == 250, rcpt
+    outcome = grey_outcome(record)
+    assert outcome["shadow"] is True and outcome["verdict"] == "tempfail", outcome
+    assert outcome["reply"].startswith("451 4.7.1 Greylisted, try again in ")
+
+
+def test_mailgate_check_asks_the_store(mailgate_bin, tmp_path):
+    config = tmp_path / "check.toml"
+    config.write_text('[server]\nlisten = ["127.0.0.1:2525"]\ndomains = ["example.org"]\n'
+                      f'[[stage]]\ntype = "greylist"\ndelay = "{DELAY}s"\nretry_window = "60s"\n'
+                      f'state_dir = "{tmp_path / "state"}"\n')
+    message = tmp_path / "m.eml"
+    message.write_bytes(make_message())
+    command = [mailgate_bin, "check", "--config", str(config), "--ip", "192.0.2.7", "--from", "a@example.com",
+               "--rcpt", RCPT, str(message)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert "451 4.7.1 Greylisted, try again in" in first.stdout, first.stdout + first.stderr
+    time.sleep(DELAY + 0.5)
+    retry = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert "451 4.7.1" not in retry.stdout, retry.stdout
+    assert "verdict: accept" in retry.stdout and "retried after" in retry.stdout, retry.stdout
