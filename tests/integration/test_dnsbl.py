@@ -60,6 +60,7 @@ ZONES = {
     f"{rev(LISTED6)}.bl1.example": [{"A": "127.0.0.2"}],
     # domain lists
     "spam-sender.example.dbl.example": [{"A": "127.0.1.2"}],
+    "spam-helo.example.dbl.example": [{"A": "127.0.1.3"}],
     "listed-link.example.uribl.example": [{"A": "127.0.0.2"}, {"TXT": "link domain listed"}],
 }
 
@@ -218,7 +219,7 @@ def test_decide_connect_refuses_the_greeting(dnsbl_gateway):
     assert clean.greeting.code == 220 and clean.rcpt.code == 250
 
 
-def test_rhs_zones_refuse_a_listed_sender_domain(dnsbl_gateway):
+def test_rhs_zones_refuse_a_listed_sender_domain_or_helo_name(dnsbl_gateway):
     gw = dnsbl_gateway(rhs_zones=["dbl.example=127.0.1.[2..99]*3"])
     session = smtp(gw, CLEAN, sender="bob@spam-sender.example")
     assert session.rcpt.code == 554, session.rcpt
@@ -227,6 +228,9 @@ def test_rhs_zones_refuse_a_listed_sender_domain(dnsbl_gateway):
     assert answers["dbl.example"]["for"] in ("sender", "helo")
     ok = smtp(gw, CLEAN, sender="bob@sender.example")
     assert ok.rcpt.code == 250
+    helo = smtp(gw, CLEAN, sender="bob@sender.example", helo="Spam-Helo.example")
+    assert helo.rcpt.code == 554, helo.rcpt
+    assert helo.rcpt.lines[0] == "5.7.1 Service unavailable; helo name spam-helo.example blocked using dbl.example"
 
 
 def html_message(link: str) -> bytes:
