@@ -8,6 +8,10 @@
 namespace mailgate {
 namespace {
 
+// A list's TXT text goes into the 554 line after our own words; a reply line holds 512 octets
+// (RFC 5321 §4.5.3.1.5), so the list's part is cut well inside it.
+constexpr std::size_t max_list_text_octets = 200;
+
 // Printed to the operator's log (standard error) for each list that did not answer: the record
 // says it too, but a list that is down for every message should be seen without reading records.
 void reportFailure(const ZoneAnswer& answer) {
@@ -76,7 +80,7 @@ ZoneAnswer askZone(const DnsLookup& dns, const ZoneQuestion& question) {
                           : any_list_answer ? ZoneAnswer::Result::NotListed : ZoneAnswer::Result::Ignored;
   if (!counted) return answer;
   DnsRecordSet text = dns.query(answer.query, dns_type::TXT);
-  if (text.status == DnsStatus::Ok && !text.txt.empty()) answer.text = printable(text.txt.front(), 200, false);
+  if (text.status == DnsStatus::Ok && !text.txt.empty()) answer.text = printable(text.txt.front(), max_list_text_octets, false);
   return answer;
 }
 
