@@ -218,3 +218,22 @@ def test_mailgate_check_asks_the_store(mailgate_bin, tmp_path):
     retry = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert "451 4.7.1" not in retry.stdout, retry.stdout
     assert "verdict: accept" in retry.stdout and "retried after" in retry.stdout, retry.stdout
+
+
+def test_an_spf_pass_from_a_listed_domain_skips_greylisting(start_gateway, sink, tmp_path):
+    from dns_server import DnsServer
+
+    zones = {"partner.example": [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}],
+             "other.example": [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}]}
+    with DnsServer(zones, directory=tmp_path / "dns") as dns:
+        gw = start_gateway(sink=sink, stages=[
+            {"type": "spf"},
+            grey_stage(state_dir=str(tmp_path / "state"), skip_spf_pass_domains=["Partner.Example"]),
+        ], extra=f'[dns]\nservers = ["{dns.address}"]\ntimeout = "1s"\nretries = 0\n')
+        partner = f"a{next(_senders)}@partner.example"
+        rcpt, record = attempt_n(gw, partner, 1)
+        assert rcpt.code == 250, rcpt
+        assert grey_outcome(record)["reason"] == "skipped: SPF pass for partner.example"
+        # A pass from a domain not listed is greylisted as any other.
+        rcpt, _ = attempt_n(gw, f"a{next(_senders)}@other.example", 1)
+        check_greylisted(rcpt)
