@@ -269,7 +269,7 @@ def test_check_config_names_a_malformed_zone(start_gateway, tmp_path, mailgate_b
     assert "stage[0].zones" in result.stderr, result.stderr
 
 
-def test_mailgate_check_with_ip(tmp_path, mailgate_bin, dns):
+def test_mailgate_check_with_ip_and_helo(tmp_path, mailgate_bin, dns):
     config = tmp_path / "check.toml"
     config.write_text('[server]\nlisten = ["127.0.0.1:2525"]\ndomains = ["example.org"]\n[[stage]]\ntype = "dnsbl"\n'
                       f'zones = {ZONE_ENTRIES!r}\nthreshold = 3\n'.replace("'", '"') + dns_table(dns))
@@ -282,6 +282,12 @@ def test_mailgate_check_with_ip(tmp_path, mailgate_bin, dns):
     clean = subprocess.run([mailgate_bin, "check", "--config", str(config), "--ip", CLEAN, "--from", SENDER,
                             "--rcpt", RCPT, str(message)], capture_output=True, text=True, timeout=30)
     assert "554 5.7.1" not in clean.stdout, clean.stdout
+    # --helo: the HELO name through rhs_zones.
+    config.write_text(config.read_text().replace("threshold = 3", 'threshold = 3\nrhs_zones = ["dbl.example*3"]'))
+    helo = subprocess.run([mailgate_bin, "check", "--config", str(config), "--ip", CLEAN, "--helo", "spam-helo.example",
+                           "--from", SENDER, "--rcpt", RCPT, str(message)], capture_output=True, text=True, timeout=30)
+    assert "554 5.7.1 Service unavailable; helo name spam-helo.example blocked using dbl.example" in helo.stdout, \
+        helo.stdout + helo.stderr
 
 
 def test_shadow_mode_logs_the_refusal_and_lets_mail_through(dnsbl_gateway, sink):
