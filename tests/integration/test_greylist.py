@@ -238,3 +238,31 @@ def test_an_spf_pass_from_a_listed_domain_skips_greylisting(start_gateway, sink,
         # A pass from a domain not listed is greylisted as any other.
         rcpt, _ = attempt_n(gw, f"a{next(_senders)}@other.example", 1)
         check_greylisted(rcpt)
+
+
+@pytest.mark.parametrize("keys, error", [
+    ({"delay": "10m", "retry_window": "5m"}, "stage[0].retry_window"),
+    ({"store": "redis://localhost:6379"}, "stage[0].store"),
+    ({"store": "redis://127.0.0.1:6379", "state_dir": "x"}, "stage[0].state_dir"),
+    ({"delay": "0s"}, "stage[0].delay"),
+    ({"auto_allow_after": -1}, "stage[0].auto_allow_after"),
+])
+def test_check_config_refuses_bad_values(mailgate_bin, tmp_path, keys, error):
+    from harness import toml_table
+
+    config = tmp_path / "bad.toml"
+    config.write_text('[server]\nlisten = ["127.0.0.1:2525"]\n' + toml_table("[[stage]]", {"type": "greylist", **keys}))
+    result = subprocess.run([mailgate_bin, "--check-config", str(config)], capture_output=True, text=True, timeout=20,
+                            cwd=tmp_path)
+    assert result.returncode == 1, result
+    assert error in result.stderr, result.stderr
+    assert not (tmp_path / "var").exists()  # checking creates no store
+
+
+def test_check_config_creates_no_store(mailgate_bin, tmp_path):
+    config = tmp_path / "good.toml"
+    config.write_text('[server]\nlisten = ["127.0.0.1:2525"]\n[[stage]]\ntype = "greylist"\n')
+    result = subprocess.run([mailgate_bin, "--check-config", str(config)], capture_output=True, text=True, timeout=20,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert not (tmp_path / "var").exists()
