@@ -1,9 +1,9 @@
 #pragma once
 // The embedded greylisting store: one SQLite file (Debian's libsqlite3), by default
 // var/state/greylist.sqlite beside the Maildir default, so greylisting works and survives a restart
-// with no setting. Used from the thread pool only, one statement sequence at a time per process
-// (a mutex: each check is a few microseconds of indexed reads and writes); several gateways
-// processes on one file wait for each other through SQLite's own lock (busy timeout).
+// with no setting. Used from the thread pool only, one check at a time per store (a mutex: each
+// check is a few indexed reads and writes); gateway processes sharing one file wait for each
+// other through SQLite's own lock (busy timeout).
 
 #include <memory>
 #include <mutex>
