@@ -6,6 +6,8 @@
 #include "filters/clamav/clamav_stage.h"
 #include "filters/dkim/dkim_stage.h"
 #include "filters/dmarc/dmarc_stage.h"
+#include "filters/dnsbl/dnsbl_stage.h"
+#include "filters/greylist/greylist_stage.h"
 #include "filters/lists/lists_stage.h"
 #include "filters/rules/rules_stage.h"
 #include "filters/size_limit.h"
@@ -33,6 +35,8 @@ constexpr Registration registry[] = {
     {"lists", &ListsStage::fromSettings},
     {"clamav", &ClamavStage::fromSettings},
     {"attachments", &AttachmentsStage::fromSettings},
+    {"dnsbl", &DnsblStage::fromSettings},
+    {"greylist", &GreylistStage::fromSettings},
 };
 
 // A stage that never answers becomes a tempfail after this long (Haraka's plugin timeout).

@@ -15,16 +15,21 @@ sudo=""
 # libgmime-3.0-dev: RFC 5322 address lists (DMARC's From: domains) and MIME decoding for the rule
 # engine; libpcre2-dev: the rule engine's regexes (rules/). libmagic-dev and libarchive-dev: the
 # attachments stage (a file's type from its content; names and contents inside archives).
+# libsqlite3-dev: the greylist stage's embedded store; libhiredis-dev: its Redis store (the
+# protocol: command formatting and reply parsing).
 build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohmann-json3-dev
   libboost-test-dev libssl-dev libunbound-dev libevent-dev nettle-dev libspf2-dev python3-yaml
   libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev libpcre2-dev
-  libmagic-dev libarchive-dev)
+  libmagic-dev libarchive-dev libsqlite3-dev libhiredis-dev)
 # unbound: the DNS server of the integration tests (tests/integration/dns_server.py), never the
 # system's resolver; python3-dnslib: their DNS client. python3-dkim: the independent signer of the
 # DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys (and the TLS tests'
 # certificates). openssl: `openssl s_client -starttls smtp` in tests/integration/test_tls.py.
 test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib python3-dkim python3-cryptography
   openssl)
+# redis-server: the real Redis that tests/integration/test_greylist.py starts on a free loopback
+# port (never the system's daemon) to share greylisting state between two gateways.
+test_packages+=(redis-server)
 # clang 16 and its libFuzzer runtime: tests/fuzz (scripts/fuzz.sh), and the whole project built
 # with clang (CXX=clang++-16). 16, not Debian's default 14: the gateway's sources need
 # std::expected from libstdc++ 12 (CMakeLists.txt says why).
@@ -64,5 +69,15 @@ if [[ " ${missing[*]} " == *" unbound "* ]]; then
   elif [ -x /etc/init.d/unbound ]; then
     $sudo /etc/init.d/unbound stop >/dev/null 2>&1 || true
     $sudo update-rc.d unbound disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# redis-server likewise: installed for the tests' own instances only (port 6379 stays free).
+if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/redis-server ]; then
+    $sudo /etc/init.d/redis-server stop >/dev/null 2>&1 || true
+    $sudo update-rc.d redis-server disable >/dev/null 2>&1 || true
   fi
 fi

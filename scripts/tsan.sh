@@ -25,7 +25,8 @@ build-tsan/tests/unit_tests --log_level=error --report_level=short || status=1
 tests=(tests/integration/test_session_phases.py tests/integration/test_lifecycle.py
   tests/integration/test_resolver.py tests/integration/test_spf.py tests/integration/test_dkim.py
   tests/integration/test_dmarc.py tests/integration/test_rules.py tests/integration/test_relay.py
-  tests/integration/test_check_matches_session.py)
+  tests/integration/test_check_matches_session.py tests/integration/test_dnsbl.py
+  tests/integration/test_greylist.py)
 [ $# -gt 0 ] && tests=("$@")
 echo "-- integration tests: ${tests[*]}"
 MAILGATE_BIN="$PWD/build-tsan/mailgate" MAILGATE_SOURCE_DIR="$PWD" MAILGATE_TEST_PACE=8 \
