@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <optional>
+#include <utility>
 
 #include "gateway/config/config.h"
 #include "gateway/logtool/decision.h"
@@ -14,6 +15,8 @@
 #include "gateway/logtool/log_options.h"
 #include "gateway/logtool/log_record.h"
 #include "gateway/logtool/log_summary.h"
+#include "gateway/logtool/parallel_scan.h"
+#include "gateway/logtool/selection.h"
 #include "gateway/logtool/table_writer.h"
 
 namespace mailgate::logtool {
@@ -25,55 +28,27 @@ constexpr std::size_t output_buffer_octets = 1024 * 1024;
 volatile std::sig_atomic_t interrupted = 0;
 void onInterrupt(int) { interrupted = 1; }
 
-bool blank(std::string_view line) {
-  return std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
-}
-
-// Reads records, keeps those that match, and hands them to the chosen output.
+// Takes the Selections of the log's parts in order and prints them in the chosen form.
 class LogQuery {
  public:
-  explicit LogQuery(const LogOptions& options)
-      : options_(options), table_(stdout, options.wide), needs_decision_(options.filter.needsDecision() || !options.json ||
-                                                                          options.summary) {}
+  explicit LogQuery(const LogOptions& options) : options_(options), table_(stdout, options.wide) {}
 
-  void line(std::string_view text) {
-    if (blank(text)) return;
-    const LogRecord* record = reader_.read(text);
-    if (record == nullptr) {
-      ++malformed_;
-      return;
-    }
-    const RecordFilter& filter = options_.filter;
-    if (!filter.lineMatches(text) || !filter.recordMatches(*record)) return;
-    Decision decision;
-    if (needs_decision_) decision = decisionOf(*record);
-    if (!filter.decisionMatches(decision)) return;
+  void take(Selection&& selection) {
+    malformed_ += selection.malformed;
     if (options_.summary) {
-      summary_.add(*record, decision);
+      summary_.merge(selection.summary);
     } else if (options_.json) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
-      std::fputc('\n', stdout);
+      std::fwrite(selection.json.data(), 1, selection.json.size(), stdout);
     } else {
-      table_.add(*record, decision);
+      for (auto& row : selection.rows) table_.add(std::move(row));
     }
   }
 
   // Reads one log to its end; false when it could not be read whole (reported).
   bool readAll(OpenLog& log, bool keep_last_line) {
-    while (true) {
-      auto next = log.lines->next();
-      if (!next) {
-        std::fprintf(stderr, "mailgate log: %s\n", next.error().c_str());
-        return false;
-      }
-      if (!*next) break;
-      line(**next);
-    }
-    // A log being followed may be in the middle of writing its last line: that waits.
-    if (!keep_last_line)
-      if (auto rest = log.lines->unterminated()) line(*rest);
-    oversized_ += log.lines->oversized();
-    return true;
+    auto read = scanInParallel(*log.lines, options_, keep_last_line, [this](Selection&& s) { take(std::move(s)); });
+    if (!read) std::fprintf(stderr, "mailgate log: %s\n", read.error().c_str());
+    return read.has_value();
   }
 
   void caughtUp() {
@@ -83,7 +58,7 @@ class LogQuery {
 
   void finish() {
     if (options_.summary) {
-      summary_.setMalformed(malformed_ + oversized_);
+      summary_.setMalformed(malformed_);
       if (options_.json) std::printf("%s\n", summary_.json(options_.top).c_str());
       else summary_.printText(stdout, options_.top);
     } else if (!options_.json) {
@@ -91,19 +66,16 @@ class LogQuery {
       if (table_.rows() == 0 && isatty(STDOUT_FILENO)) std::fprintf(stderr, "mailgate log: no matching records\n");
     }
     std::fflush(stdout);
-    if (uint64_t skipped = malformed_ + oversized_; skipped > 0)
-      std::fprintf(stderr, "mailgate log: %llu malformed line%s skipped\n", static_cast<unsigned long long>(skipped),
-                   skipped == 1 ? "" : "s");
+    if (malformed_ > 0)
+      std::fprintf(stderr, "mailgate log: %llu malformed line%s skipped\n", static_cast<unsigned long long>(malformed_),
+                   malformed_ == 1 ? "" : "s");
   }
 
  private:
   const LogOptions& options_;
-  RecordReader reader_;
   TableWriter table_;
   LogSummary summary_;
-  bool needs_decision_;
   uint64_t malformed_ = 0;
-  uint64_t oversized_ = 0;
 };
 
 // FILES, or else the configuration's log.path and its rotated files, or else standard input.
@@ -174,7 +146,17 @@ int runLogCommand(const std::vector<std::string>& arguments) {
   if (options->follow && !files.empty() && files.back() != "-") {
     query.caughtUp();
     LogFollower follower(files.back(), std::move(followed));
-    follower.run([&](std::string_view line) { query.line(line); }, [&] { query.caughtUp(); }, interrupted);
+    // Appended lines come a few at a time: one thread selects them as they come.
+    Selector selector(*options);
+    Selection selection;
+    follower.run([&](std::string_view line) { selector.line(line, selection); },
+                 [&] {
+                   query.take(std::exchange(selection, Selection{}));
+                   query.caughtUp();
+                 },
+                 interrupted);
+    selection.malformed += follower.oversized();
+    query.take(std::move(selection));
   }
   query.finish();
   return status;

@@ -7,7 +7,8 @@
 
 namespace mailgate::logtool {
 
-LogFollower::LogFollower(std::string path, std::optional<OpenLog> log) : path_(std::move(path)), log_(std::move(log)) {}
+LogFollower::LogFollower(std::string path, std::optional<OpenLog> log)
+    : path_(std::move(path)), log_(std::move(log)), oversized_at_open_(log_ ? log_->lines->oversized() : 0) {}
 
 bool LogFollower::drain(const LineHandler& line) {
   if (!log_) return true;
@@ -39,6 +40,8 @@ void LogFollower::checkRotation(const LineHandler& line) {
     // line the old file never finished is what it is (malformed, most likely).
     drain(line);
     if (auto rest = log_->lines->unterminated()) line(*rest);
+    oversized_ = oversized();
+    oversized_at_open_ = 0;
   }
   auto reopened = OpenLog::open(path_);
   if (reopened) log_ = std::move(*reopened);

@@ -26,6 +26,8 @@ class LogFollower {
   // Hands every new whole line to `line`, calls `idle` when it has caught up (to flush output),
   // and returns when `stop` is set (by a signal handler). Errors go to standard error.
   void run(const LineHandler& line, const std::function<void()>& idle, const volatile std::sig_atomic_t& stop);
+  // Lines skipped for their length (LineReader::max_line_octets) while following.
+  std::size_t oversized() const { return oversized_ + (log_ ? log_->lines->oversized() - oversized_at_open_ : 0); }
 
  private:
   // Reads what is there; false after an error (reported).
@@ -36,6 +38,8 @@ class LogFollower {
 
   std::string path_;
   std::optional<OpenLog> log_;
+  std::size_t oversized_ = 0;          // in files no longer open
+  std::size_t oversized_at_open_ = 0;  // what the open file's reader had counted when following began
 };
 
 }  // namespace mailgate::logtool

@@ -66,8 +66,10 @@ std::vector<std::string> inTimeOrder(std::vector<std::string> files) {
   if (files.size() < 2) return files;
   std::vector<std::pair<EpochMs, std::string>> keyed;
   for (auto& file : files) {
+    // A file with no record yet is most likely the log just rotated, the newest: it goes after
+    // the others, so that --follow follows it; standard input, unknown until read, comes last.
     EpochMs key = file == "-" ? std::numeric_limits<EpochMs>::max()
-                              : firstRecordTime(file).value_or(std::numeric_limits<EpochMs>::min());
+                              : firstRecordTime(file).value_or(std::numeric_limits<EpochMs>::max() - 1);
     keyed.emplace_back(key, std::move(file));
   }
   std::stable_sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -30,7 +30,7 @@ std::vector<std::string> withRotatedFiles(const std::string& path);
 // the file cannot be read.
 std::optional<EpochMs> firstRecordTime(const std::string& path);
 
-// Files ordered by firstRecordTime(), those without one first, standard input ("-") last; equal
+// Files ordered by firstRecordTime(), then those without one, then standard input ("-"); equal
 // times keep the order given.
 std::vector<std::string> inTimeOrder(std::vector<std::string> files);
 

@@ -124,6 +124,25 @@ void LogSummary::add(const LogRecord& record, const Decision& decision) {
   }
 }
 
+void LogSummary::merge(const LogSummary& later) {
+  records_ += later.records_;
+  for (const auto& [type, n] : later.types_) types_[type] += n;
+  for (const auto& [action, n] : later.actions_) actions_[action] += n;
+  for (const auto& [key, refusal] : later.refusals_) {
+    auto [slot, added] = refusals_.try_emplace(key, refusal);  // an earlier example stays
+    if (!added) slot->second.count += refusal.count;
+  }
+  for (const auto& [domain, n] : later.sender_domains_) count(sender_domains_, domain, n);
+  for (const auto& [ip, n] : later.client_ips_) count(client_ips_, ip, n);
+  for (const auto& [rule, n] : later.rules_) count(rules_, rule, n);
+  for (const auto& [hour, by_action] : later.hours_) {
+    auto& mine = hours_[hour];
+    for (const auto& [action, n] : by_action) mine[action] += n;
+  }
+  overflow_records_ += later.overflow_records_;
+  dropped_ += later.dropped_;
+}
+
 TextCounts LogSummary::senderDomains() const {
   TextCounts folded;
   for (const auto& [domain, n] : sender_domains_) count(folded, asciiLower(domain), n);

@@ -25,6 +25,8 @@ using TextCounts = std::unordered_map<std::string, uint64_t, TextHash, std::equa
 class LogSummary {
  public:
   void add(const LogRecord& record, const Decision& decision);
+  // Adds the counts of a summary of later records (a worker's share of the log).
+  void merge(const LogSummary& later);
   void setMalformed(uint64_t lines) { malformed_ = lines; }
 
   void printText(std::FILE* out, std::size_t top) const;

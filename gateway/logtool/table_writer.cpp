@@ -73,8 +73,8 @@ std::string truncated(std::string_view text, std::size_t width) {
 
 TableWriter::TableWriter(std::FILE* out, bool wide) : out_(out), wide_(wide) {}
 
-void TableWriter::add(const LogRecord& record, const Decision& decision) {
-  Row row;
+TableRow tableRow(const LogRecord& record, const Decision& decision, bool wide) {
+  TableRow row;
   row[0] = timeCell(record.time);
   row[1] = orDash(record.client_ip);
   row[2] = senderCell(record);
@@ -84,7 +84,7 @@ void TableWriter::add(const LogRecord& record, const Decision& decision) {
     // The first recipient and how many more: "+2" must survive a cut, so it is cut first.
     std::string more = record.recipients.size() > 1 ? " +" + std::to_string(record.recipients.size() - 1) : "";
     std::string first = printable(record.recipients.front().address);
-    if (!wide_ && displayWidth(first) + more.size() > columns[3].cap)
+    if (!wide && displayWidth(first) + more.size() > columns[3].cap)
       first = truncated(first, columns[3].cap - std::min(more.size(), columns[3].cap));
     row[3] = first + more;
   }
@@ -92,6 +92,10 @@ void TableWriter::add(const LogRecord& record, const Decision& decision) {
   row[5] = orDash(record.reply);
   row[6] = orDash(decision.stage);
   row[7] = printable(decision.reason);
+  return row;
+}
+
+void TableWriter::add(TableRow row) {
   ++rows_;
   if (measured_) {
     print(row);

@@ -15,22 +15,29 @@
 
 namespace mailgate::logtool {
 
+inline constexpr std::size_t table_columns = 8;
+using TableRow = std::array<std::string, table_columns>;
+
+// One record's cells: TIME CLIENT SENDER RECIPIENTS ACTION REPLY STAGE REASON. Built apart from
+// the writer, so that worker threads build rows and one writer prints them in order.
+TableRow tableRow(const LogRecord& record, const Decision& decision, bool wide);
+
 class TableWriter {
  public:
-  static constexpr std::size_t column_count = 8;
+  static constexpr std::size_t column_count = table_columns;
   // Rows held to measure the columns before the first is printed.
   static constexpr std::size_t batch_rows = 1000;
 
   TableWriter(std::FILE* out, bool wide);
 
-  void add(const LogRecord& record, const Decision& decision);
+  void add(TableRow row);
   // Prints the rows held (the header first, once). With no row ever added, prints nothing unless
   // `header_anyway` (--follow shows its columns while it waits).
   void flush(bool header_anyway = false);
   std::size_t rows() const { return rows_; }
 
  private:
-  using Row = std::array<std::string, column_count>;
+  using Row = TableRow;
   void measure();
   void print(const Row& row);
 

@@ -106,7 +106,8 @@ BOOST_AUTO_TEST_CASE(files_sort_by_their_first_record) {
   std::string old = folder.write("decisions.jsonl.1", "{\"type\":\"x\",\"time\":\"2026-12-06T10:00:00.000Z\"}\n");
   std::string current = folder.write("decisions.jsonl", "{\"type\":\"x\",\"time\":\"2026-12-07T10:00:00.000Z\"}");
   std::string empty = folder.write("empty.jsonl", "");
-  BOOST_TEST(inTimeOrder({current, "-", old, empty, older}) == (std::vector<std::string>{empty, older, old, current, "-"}));
+  // A file with no record yet (a log just rotated) is taken for the newest.
+  BOOST_TEST(inTimeOrder({current, "-", empty, old, older}) == (std::vector<std::string>{older, old, current, empty, "-"}));
   folder.write("decisions.jsonl.lock", "");
   folder.write("decisions.jsonl-20261201.gz", "");
   folder.write("decisions.jsonl.bak", "");

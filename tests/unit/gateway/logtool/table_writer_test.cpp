@@ -22,7 +22,7 @@ std::vector<std::string> table(std::initializer_list<std::string_view> lines, bo
     for (auto line : lines) {
       const LogRecord* record = reader.read(line);
       BOOST_REQUIRE(record != nullptr);
-      writer.add(*record, decisionOf(*record));
+      writer.add(tableRow(*record, decisionOf(*record), wide));
     }
     writer.flush();
   }
