@@ -193,7 +193,9 @@ class RecordMaker:
         if kind == "relay_denied":
             address = f"someone{rng.randrange(100)}@elsewhere.example"
             reply = f"554 5.7.1 <{address}>: Relay access denied"
-            record["stages"] = early
+            # Sometimes an spf stage in shadow mode would have refused: it still decides nothing.
+            record["stages"] = early + ([self._stage("spf", "rcpt", "reject", "fail", SPF_REPLY, shadow=True)]
+                                        if rng.random() < 0.3 else [])
             record.update({"recipients": [{"address": address, "reply": reply, "action": "reject"}],
                            "action": "reject", "reply": reply, "downstream_reply": "", "reason": "reset"})
             return self._done(record, "smtp", "reset")

@@ -24,6 +24,17 @@ BOOST_AUTO_TEST_CASE(a_shadow_stage_never_decides) {
   BOOST_TEST(decision.reason == "score 17.5");
 }
 
+BOOST_AUTO_TEST_CASE(a_shadow_stage_with_the_same_reply_never_decides) {
+  test::PaddedReader reader;
+  Decision decision = decisionOf(*reader.read(
+      R"({"type":"transaction","action":"reject","reply":"550 5.7.1 No","stages":[{"stage":"dnsbl","verdict":"reject","reason":"listed","reply":"550 5.7.1 No","shadow":true},{"stage":"rules","verdict":"reject","reason":"score 20","reply":"550 5.7.1 No"}]})"));
+  BOOST_TEST(decision.stage == "rules");
+  // Relay denied by the protocol, where a shadow stage would have refused: the protocol decided.
+  Decision relay = decisionOf(*reader.read(
+      R"({"type":"transaction","action":"reject","reply":"554 5.7.1 <x@y.example>: Relay access denied","reason":"reset","stages":[{"stage":"spf","verdict":"reject","reason":"fail","reply":"550 5.7.23 SPF validation failed","shadow":true}]})"));
+  BOOST_TEST(relay.stage == "smtp");
+}
+
 BOOST_AUTO_TEST_CASE(the_downstream_decided_its_own_reply) {
   test::PaddedReader reader;
   Decision decision = decisionOf(*reader.read(test::downstream_line));
