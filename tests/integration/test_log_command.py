@@ -32,7 +32,7 @@ from harness import Raw, make_message, run
 pytestmark = pytest.mark.time_limit(120)
 
 START_MS = 1796601600000 + 8 * 3600 * 1000  # 2026-12-07T08:00:00Z
-RECORDS = 3000
+RECORDS = 8000  # about 7 MiB: several chunks per file, selected at once
 FOLLOW_TIMEOUT = 10.0  # --follow polls every 200 ms: appended lines show well within this
 
 
@@ -349,6 +349,18 @@ def test_malformed_lines_are_counted_never_fatal(mailgate_bin, tmp_path):
     assert rc == 0
     assert out.splitlines() == lines_of(good)
     assert f"mailgate log: {len(MALFORMED_LINES)} malformed lines skipped" in err
+
+
+def test_a_last_line_without_newline_is_read(mailgate_bin, tmp_path):
+    records = generate(4, START_MS, seed=9)
+    plain = tmp_path / "decisions.jsonl"
+    plain.write_text("\n".join(g.line for g in records))
+    rotated = tmp_path / "decisions.jsonl.1.gz"
+    rotated.write_bytes(gzip.compress("\n".join(g.line for g in records).encode()))
+    for path in (plain, rotated):
+        rc, out, err = mailgate_log(mailgate_bin, path, "--json")
+        assert rc == 0 and err == ""
+        assert out.splitlines() == lines_of(records)
 
 
 def test_unreadable_files_and_bad_options(mailgate_bin, log, tmp_path):

@@ -79,6 +79,19 @@ BOOST_AUTO_TEST_CASE(senders_clients_rules_and_hours) {
   BOOST_TEST(hours.at("2026-12-07T16").at("tempfail") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(summaries_of_two_halves_merge_into_the_whole) {
+  // Worker threads each summarise a part of the log; merged in order they must say what one
+  // summary of it all says, to the example reply kept for each refusal.
+  auto whole = summarise({test::tagged_line, test::rejected_line, test::downstream_line, test::relay_denied_line,
+                          test::command_line, test::connection_line, test::session_line, test::overflow_line,
+                          test::rejected_line});
+  auto merged = summarise({test::tagged_line, test::rejected_line, test::downstream_line, test::relay_denied_line});
+  merged.merge(summarise({test::command_line, test::connection_line, test::session_line, test::overflow_line,
+                          test::rejected_line}));
+  BOOST_TEST(merged.json(100) == whole.json(100));
+  BOOST_TEST(merged.records() == 8u);
+}
+
 BOOST_AUTO_TEST_CASE(the_json_summary_ranks_and_cuts_at_top) {
   auto summary = summarise({test::rejected_line, test::rejected_line, test::relay_denied_line, test::downstream_line,
                             test::command_line});
