@@ -116,6 +116,7 @@ int runLogCommand(const std::vector<std::string>& arguments) {
   }
   if (options->help) {
     std::fputs(log_usage, stdout);
+    std::fputs(log_help, stdout);
     return 0;
   }
   auto inputs = inputsOf(*options);

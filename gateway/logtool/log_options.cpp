@@ -13,6 +13,19 @@ const char* const log_usage =
     "                    [--stage NAME] [--rule NAME] [--json | --summary [--top N]] [--follow] [--wide]\n"
     "                    [--config FILE] [WORDS...] [-- WORDS...]\n";
 
+const char* const log_help =
+    "  FILES  plain or gzip, read oldest first; -: standard input; none: --config FILE's log.path\n"
+    "         and its rotated files, or else a pipe on standard input\n"
+    "  T      before now: 90s, 15m, 2h, 3d, 1w, 1h30m; or UTC: 2026-12-07, \"2026-12-07 14:00\",\n"
+    "         2026-12-07T14:00:00Z (--since is inclusive, --until is not)\n"
+    "  A      accept, tag, tempfail, reject, abandoned, none (repeat or comma-separate)\n"
+    "  ADDR|DOMAIN  an address, any case; a domain (example.com, @example.com) and its\n"
+    "         subdomains; <> the null sender. --to matches any recipient\n"
+    "  --stage  the stage that decided (also smtp, downstream); --rule  a rule that hit\n"
+    "  WORDS  each anywhere in the raw JSON line, any case\n"
+    "  table (default; --wide: nothing cut), --json: the records as they are, --summary: counts\n"
+    "  --follow (-f): then print records as they are appended, until interrupted\n";
+
 namespace {
 
 constexpr std::array<std::string_view, 12> value_options = {

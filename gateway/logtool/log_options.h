@@ -31,6 +31,7 @@ struct LogOptions {
 // anchors relative times ("2h").
 std::expected<LogOptions, std::string> parseLogArguments(const std::vector<std::string>& arguments, EpochMs now);
 
-extern const char* const log_usage;
+extern const char* const log_usage;  // the synopsis
+extern const char* const log_help;   // what follows it for --help
 
 }  // namespace mailgate::logtool
