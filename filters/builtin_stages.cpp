@@ -44,13 +44,18 @@ std::expected<std::shared_ptr<const Pipeline>, std::vector<ConfigError>> buildPi
   std::vector<ConfigError> errors;
   std::vector<PipelineStage> stages;
   StageContext context(config);
-  // dmarc reads what spf and dkim found (RFC 7489 §4.2), so it must come after them.
-  std::size_t dmarc_index = config.stages.size();
-  for (std::size_t i = 0; i < config.stages.size(); ++i) {
-    const std::string& type = config.stages[i].type;
-    if (type == "dmarc" && dmarc_index == config.stages.size()) dmarc_index = i;
-    if ((type == "spf" || type == "dkim") && i > dmarc_index)
-      config.stages[dmarc_index].settings->fail("type", "the dmarc stage must come after the " + type + " stage (it uses its result)");
+  // dmarc decides on what spf and dkim found (RFC 7489 §4.2): without both before it, mail that
+  // one of them would pass fails DMARC, and a p=reject domain's mail is refused.
+  bool spf_before = false, dkim_before = false;
+  for (const StageSpec& spec : config.stages) {
+    if (spec.type == "dmarc" && !(spf_before && dkim_before)) {
+      std::string missing = std::string(spf_before ? "" : "spf") + (spf_before || dkim_before ? "" : ", ") +
+                            (dkim_before ? "" : "dkim");
+      spec.settings->fail("type", "the dmarc stage must come after the spf stage and the dkim stage (it decides "
+                                  "on their results); missing before it: " + missing);
+    }
+    spf_before = spf_before || spec.type == "spf";
+    dkim_before = dkim_before || spec.type == "dkim";
   }
   for (const StageSpec& spec : config.stages) {
     Settings& settings = *spec.settings;

@@ -23,15 +23,22 @@ void usage(FILE* out) {
                "       mailgate --check-config FILE    validate FILE and exit (0: valid, 1: not)\n"
                "       mailgate --print-default-config print the embedded default configuration\n"
                "       mailgate resolve [--config FILE] NAME [TYPE]   ask the gateway's resolver (TYPE: A, AAAA,\n"
-               "                                       MX, TXT, PTR, SPF; default A)\n"
+               "                                       MX, TXT, PTR, SPF; default A; PTR of an IP address\n"
+               "                                       asks its in-addr.arpa / ip6.arpa name)\n"
                "       mailgate check [--from ADDR] [--rcpt ADDR]... [--ip IP] [--helo NAME] [--config FILE] [--json]\n"
                "                      MESSAGE   run the configured pipeline on one message offline and\n"
                "                                       print the verdict, reply, score, rule hits and headers\n"
+               "                                       (MESSAGE \"-\": standard input; no --ip: client 127.0.0.1)\n"
                "       mailgate rules lint PATH...     report errors, skipped lines and never-matching rules\n"
                "       mailgate log [FILES...] [--since T] [--until T] [--action A] [--from X] [--to X]\n"
                "                    [--client CIDR] [--subject S] [--message-id ID] [--stage S] [--rule R]\n"
                "                    [--json | --summary] [--follow] [WORDS...]   read decision logs back\n"
                "       mailgate --version | --help\n");
+}
+
+// What the loader decided in the operator's place (config.h), said wherever a config is used.
+void printNotices(const mailgate::Config& config) {
+  for (const auto& notice : config.notices) std::fprintf(stderr, "%s: %s\n", config.source.c_str(), notice.c_str());
 }
 
 int checkConfig(const std::string& path) {
@@ -40,6 +47,7 @@ int checkConfig(const std::string& path) {
     for (const auto& error : config.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
     return 1;
   }
+  printNotices(*config);
   auto pipeline = mailgate::buildPipeline(*config);
   if (!pipeline) {
     for (const auto& error : pipeline.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
@@ -56,6 +64,7 @@ std::optional<mailgate::Config> configFrom(const std::optional<std::string>& pat
     for (const auto& error : loaded.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
     return std::nullopt;
   }
+  printNotices(*loaded);
   return std::move(*loaded);
 }
 

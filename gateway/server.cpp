@@ -159,8 +159,6 @@ int runServer(Config config, std::optional<std::string> config_path) {
     std::fprintf(stderr, "mailgate: %s\n", log.error().c_str());
     return 1;
   }
-  if (current.tls) std::fprintf(stderr, "mailgate: warning: [tls] is not supported yet; STARTTLS is not offered\n");
-  if (current.metrics) std::fprintf(stderr, "mailgate: warning: [metrics] is not supported yet; no endpoint is served\n");
 
   SharedState shared(*runtime, std::move(*log));
   unsigned count = current.server.workers != 0 ? current.server.workers : std::max(1u, std::thread::hardware_concurrency());

@@ -55,7 +55,8 @@ class MessageView {
   std::vector<std::string> header(std::string_view name, bool raw) const;
 
   // Body rules: the Subject, then the text parts rendered (charsets to UTF-8, HTML to text),
-  // whitespace collapsed, one line per paragraph (cut at max_body_line_length), each ending "\n".
+  // whitespace collapsed, one line per paragraph (cut at max_body_line_length), each ending "\n" but
+  // the pieces cut and the last line (Message.pm splits the text so; a space ends the last paragraph).
   const std::vector<std::string>& body() const { return body_; }
   // Rawbody rules: text/* and message/* parts, transfer encoding undone, charset and HTML kept,
   // in pieces of at most two max_body_line_length.

@@ -47,14 +47,68 @@ long braceHexEscape(std::string_view pattern, std::size_t at, std::size_t& end) 
   return value;
 }
 
+// How many of the pattern's first octets are PCRE2 start-of-pattern items ((*LF),
+// (*LIMIT_MATCH=9), ...), which must stay first. Backtracking verbs ((*FAIL), (*COMMIT), (*SKIP:x))
+// belong to the first alternative and are not counted.
+std::size_t startItemsLength(std::string_view pattern) {
+  std::size_t at = 0;
+  while (pattern.substr(at).starts_with("(*")) {
+    std::size_t close = pattern.find(')', at);
+    if (close == std::string_view::npos) break;
+    std::string_view item = pattern.substr(at + 2, close - at - 2);
+    std::string_view name = item.substr(0, item.find('='));
+    bool option = !name.empty() && name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789") == std::string_view::npos &&
+                  item.substr(name.size()).find_first_not_of("=0123456789") == std::string_view::npos;
+    for (std::string_view verb : {"ACCEPT", "FAIL", "F", "COMMIT", "PRUNE", "SKIP", "THEN"})
+      if (name == verb) option = false;
+    if (!option) break;
+    at = close + 1;
+  }
+  return at;
+}
+
+Pcre2Code compileText(const std::string& text, uint32_t options, pcre2_compile_context* context, int& error,
+                      PCRE2_SIZE& offset) {
+  return Pcre2Code(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), options, &error, &offset, context));
+}
+
+// The pattern with a callout in front of every start position, for the scan's budget: PCRE2
+// counts regex_match_limit from zero at each start position, so one match on a 4 KiB line can
+// take seconds while no position reaches the limit. The callout goes before a group that holds
+// the whole pattern (so before each alternative too); PCRE2 still skips the positions its
+// start-of-match optimizations rule out, without calling it. The group's closing parenthesis is
+// read as part of a trailing `#` comment (x) or an open \Q: then the compile fails, and the next
+// closing is tried. Null when none compiles (the pattern then runs unguarded).
+Pcre2Code compileGuarded(const std::string& pattern, uint32_t options, pcre2_compile_context* context) {
+  const std::size_t start = startItemsLength(pattern);
+  for (const char* close : {")", "\n)", "\\E)"}) {
+    std::string text = pattern.substr(0, start) + "(?C)(?:" + pattern.substr(start) + close;
+    int error = 0;
+    PCRE2_SIZE offset = 0;
+    if (Pcre2Code code = compileText(text, options, context, error, offset)) return code;
+  }
+  return nullptr;
+}
+
+// PCRE2 calls this at each start position of a guarded pattern; a negative answer ends the match.
+int atStartPosition(pcre2_callout_block*, void* budget) {
+  return static_cast<ScanBudget*>(budget)->exhausted() ? PCRE2_ERROR_CALLOUT : 0;
+}
+
 }  // namespace
 
-RegexScratch::RegexScratch()
+RegexScratch::RegexScratch(ScanBudget* budget)
     : data_(pcre2_match_data_create(1, nullptr)),
       stack_(pcre2_jit_stack_create(32 * 1024, regex_jit_stack_bytes, nullptr)),
-      context_(pcre2_match_context_create(nullptr)) {
-  pcre2_set_match_limit(context_.get(), regex_match_limit);
-  if (stack_) pcre2_jit_stack_assign(context_.get(), nullptr, stack_.get());
+      quick_(pcre2_match_context_create(nullptr)),
+      guarded_(pcre2_match_context_create(nullptr)) {
+  pcre2_set_match_limit(quick_.get(), regex_quick_match_limit);
+  pcre2_set_match_limit(guarded_.get(), regex_match_limit);
+  for (pcre2_match_context* context : {quick_.get(), guarded_.get()}) {
+    pcre2_set_depth_limit(context, regex_depth_limit);
+    if (stack_) pcre2_jit_stack_assign(context, nullptr, stack_.get());
+  }
+  if (budget != nullptr) pcre2_set_callout(guarded_.get(), &atStartPosition, budget);
 }
 
 std::expected<RegexText, std::string> splitRegexText(std::string_view text) {
@@ -211,36 +265,60 @@ std::expected<Regex, std::string> Regex::compile(std::string_view pattern, std::
   pcre2_set_compile_extra_options(context.get(), PCRE2_EXTRA_ALLOW_LOOKAROUND_BSK);
   int error = 0;
   PCRE2_SIZE offset = 0;
-  regex.code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(), options, &error,
-                                  &offset, context.get()));
-  if (!regex.code_ && error == PCRE2_ERROR_PATTERN_TOO_LARGE) return std::unexpected(std::string(too_large));
-  if (!regex.code_) return std::unexpected(pcre2Message(error) + " at offset " + std::to_string(offset));
+  // The pattern as written is compiled first: its errors are the writer's, and a pattern with an
+  // unmatched ")" could compile once wrapped.
+  regex.plain_ = compileText(compiled, options, context.get(), error, offset);
+  if (!regex.plain_ && error == PCRE2_ERROR_PATTERN_TOO_LARGE) return std::unexpected(std::string(too_large));
+  if (!regex.plain_) return std::unexpected(pcre2Message(error) + " at offset " + std::to_string(offset));
+  regex.guarded_ = compileGuarded(compiled, options, context.get());
   // Without JIT (an architecture PCRE2 has none for) the interpreter runs the same pattern.
-  pcre2_jit_compile(regex.code_.get(), PCRE2_JIT_COMPLETE);
+  pcre2_jit_compile(regex.plain_.get(), PCRE2_JIT_COMPLETE);
+  if (regex.guarded_) pcre2_jit_compile(regex.guarded_.get(), PCRE2_JIT_COMPLETE);
   return regex;
 }
 
-bool Regex::matches(std::string_view subject, RegexScratch& scratch) const {
-  int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0, 0, scratch.data(),
-                       scratch.context());
-  return rc >= 0;  // 0: matched, but the one-pair ovector was too small for the groups
+namespace {
+
+Regex::Found foundBy(int rc) {
+  if (rc >= 0) return Regex::Found::Yes;  // 0: matched, but the one-pair ovector was too small for the groups
+  return rc == PCRE2_ERROR_NOMATCH ? Regex::Found::No : Regex::Found::Cut;
 }
 
-unsigned Regex::count(std::string_view subject, unsigned max, RegexScratch& scratch) const {
-  unsigned found = 0;
+}  // namespace
+
+int Regex::match(std::string_view subject, std::size_t start, RegexScratch& scratch) const {
+  auto run = [&](const Pcre2Code& code, pcre2_match_context* context) {
+    return pcre2_match(code.get(), reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), start, 0,
+                       scratch.data(), context);
+  };
+  if (guarded_ && subject.size() <= regex_quick_subject_octets) {
+    int rc = run(plain_, scratch.quick());
+    if (rc != PCRE2_ERROR_MATCHLIMIT) return rc;
+  }
+  return run(guarded_ ? guarded_ : plain_, scratch.guarded());
+}
+
+Regex::Found Regex::find(std::string_view subject, RegexScratch& scratch) const {
+  return foundBy(match(subject, 0, scratch));
+}
+
+Regex::Count Regex::count(std::string_view subject, unsigned max, RegexScratch& scratch) const {
+  Count counted;
   std::size_t start = 0;
-  while (found < max && start <= subject.size()) {
-    int rc = pcre2_match(code_.get(), reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), start, 0,
-                         scratch.data(), scratch.context());
-    if (rc < 0) break;
+  while (counted.found < max && start <= subject.size()) {
+    int rc = match(subject, start, scratch);
+    if (rc < 0) {
+      counted.cut = foundBy(rc) == Found::Cut;
+      break;
+    }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(scratch.data());
-    ++found;
+    ++counted.found;
     // An empty match would be found again at the same place: step over one octet, as /g does
     // (and never step back: \K in a lookahead can end a match before it starts).
     std::size_t next = ovector[1] > ovector[0] ? ovector[1] : ovector[1] + 1;
     start = next > start ? next : start + 1;
   }
-  return found;
+  return counted;
 }
 
 }  // namespace mailgate::rules

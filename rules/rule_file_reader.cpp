@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "rules/meta_expression.h"
 #include "gateway/util/ascii.h"
@@ -137,18 +138,18 @@ void RuleFileReader::readFile(const std::string& path, int depth, std::vector<St
     if (!raw_line.empty() && raw_line.back() == '\r') raw_line.pop_back();
     std::string line = trimmed(withoutComment(raw_line));
     if (line.empty()) continue;
+    // Parser.pm splits at /\s+/: any blank (form feed and vertical tab too) ends a word.
+    auto [first, after_first] = splitFirstWord(line);
     // `lang xx ...`: a translation; only English is used (as with LANG=C).
-    if (line.starts_with("lang") && line.size() > 4 && std::isspace(static_cast<unsigned char>(line[4]))) {
-      std::string rest = trimmed(std::string_view(line).substr(4));
-      std::size_t space = rest.find_first_of(" \t");
-      std::string language = rest.substr(0, space);
+    if (first == "lang" && !after_first.empty()) {
+      auto [language, translated] = splitFirstWord(after_first);
       if (!language.starts_with("en")) continue;
-      line = space == std::string::npos ? std::string() : trimmed(std::string_view(rest).substr(space));
+      line = std::string(translated);
       if (line.empty()) continue;
+      std::tie(first, after_first) = splitFirstWord(line);
     }
-    std::size_t space = line.find_first_of(" \t");
-    std::string keyword = line.substr(0, space);
-    std::string value = space == std::string::npos ? std::string() : trimmed(std::string_view(line).substr(space));
+    std::string keyword(first);
+    std::string value(after_first);
     for (char& c : keyword) c = c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
 
     if (keyword == "if" || keyword == "ifplugin") {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "rules/message_view.h"
+#include "rules/scan_budget.h"
 
 namespace mailgate::rules {
 
@@ -37,9 +38,21 @@ struct RuleHit {
   std::string description;
 };
 
+// A rule whose answer is not known: a match of it stopped before it knew. Why: "step_limit" (one
+// match ran out of regex_match_limit steps; the scan went on), "budget" (the scan's CPU time ran
+// out in it) or "stopped" (the scan was asked to stop, e.g. by the stage's timeout).
+struct CutRule {
+  std::string name;
+  std::string why;
+};
+
 struct ScanResult {
   double score = 0;
   std::vector<RuleHit> hits;  // sorted by name; subrules (__NAME) are never listed
+  // A scan cut short still counts every hit it found (metas see the rest as not hit).
+  std::vector<CutRule> cut_short;  // in the order they were cut, each rule once
+  ScanBudget::Stop stopped = ScanBudget::Stop::None;
+  std::size_t rules_not_run = 0;  // left out once the scan stopped (metas always run)
 };
 
 struct CompiledRules;
@@ -55,8 +68,9 @@ class RuleSet {
   // Errors, skipped lines and never-matching rules, whether or not the set loads.
   static LintReport lint(const std::vector<std::string>& paths);
 
-  // Thread-safe and const: any number of scans may run at once.
-  ScanResult scan(const MessageView& message) const;
+  // Thread-safe and const: any number of scans may run at once. Within `limits` (none: until
+  // every rule ran); when they run out, the rules not yet run are left out.
+  ScanResult scan(const MessageView& message, ScanLimits limits = {}) const;
   size_t size() const;
 
   explicit RuleSet(std::unique_ptr<const CompiledRules> compiled);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mailgate needs from Debian's packages. `--test` adds what the test suite runs:
 # Postfix's smtp-sink/smtp-source and a private Postfix (never the system's daemon), swaks,
-# Debian's python3 with pytest, clang for the fuzz target.
+# Debian's python3 with pytest, clang 16 for the fuzz targets and a clang build.
 set -euo pipefail
 
 sudo=""
@@ -25,8 +25,11 @@ build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohman
 # system's resolver; python3-dnslib: their DNS client. python3-dkim: the independent signer of the
 # DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys.
 test_packages=(postfix swaks python3 python3-pytest procps unbound python3-dnslib python3-dkim python3-cryptography)
-# clang and its libFuzzer runtime: tests/fuzz (the SPF layer's fuzz target, run by scripts/test.sh).
-test_packages+=(clang libclang-rt-14-dev)
+# clang 16 and its libFuzzer runtime: tests/fuzz (scripts/fuzz.sh), and the whole project built
+# with clang (CXX=clang++-16). 16, not Debian's default 14: the gateway's sources need
+# std::expected from libstdc++ 12 (CMakeLists.txt says why).
+# llvm: llvm-symbolizer, for the stacks of what they find.
+test_packages+=(clang-16 libclang-rt-16-dev llvm)
 # spamassassin: its rule files (/usr/share/spamassassin) and `spamassassin -t`, which
 # tests/integration/test_spamassassin_compat.py compares the rule engine with (bench/rules too).
 test_packages+=(spamassassin)

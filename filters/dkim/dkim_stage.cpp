@@ -67,7 +67,7 @@ void drive(const std::shared_ptr<DkimTransaction>& state) {
   std::string piece = std::move(state->pending);
   state->pending.clear();
   state->runner->submit(
-      [state, piece = std::move(piece)]() {
+      [state, piece = std::move(piece)](std::stop_token) {
         state->verifier.feed(piece);
         return Verdict::proceed();
       },
@@ -93,7 +93,7 @@ void finishVerification(const std::shared_ptr<DkimTransaction>& state) {
   std::string rest = std::move(state->pending);
   state->pending.clear();
   state->runner->submit(
-      [state, rest = std::move(rest)]() {
+      [state, rest = std::move(rest)](std::stop_token) {
         state->verifier.feed(rest);
         state->results = state->verifier.finish(state->error);
         state->author_domains = authorDomains(state->verifier.fromFields()).domains;

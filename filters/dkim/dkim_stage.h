@@ -22,8 +22,9 @@ enum class DkimOutcome { Pass, Fail, None, TempError, PermError };
 class DkimStage final : public Stage {
  public:
   struct Policy {
-    // Indexed by DkimOutcome. Tag-only by default: DKIM alone refuses nothing until told to.
-    std::array<PolicyAction, 5> action{PolicyAction::Accept, PolicyAction::Tag, PolicyAction::Tag,
+    // Indexed by DkimOutcome. DKIM alone refuses nothing until told to: a failed or broken
+    // signature is tagged; unsigned mail, most mail, is accepted (its dkim=none is still recorded).
+    std::array<PolicyAction, 5> action{PolicyAction::Accept, PolicyAction::Tag, PolicyAction::Accept,
                                        PolicyAction::Tag, PolicyAction::Tag};
     // A signature counts as passing only when its d= is the From: domain or a parent of it
     // (otherwise the outcome is fail, refused with 5.7.22 under on_fail = "reject").

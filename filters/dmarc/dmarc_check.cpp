@@ -3,6 +3,8 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -60,9 +62,23 @@ DmarcRecordLookup lookupAt(const DnsLookup& dns, const std::string& domain) {
   return lookup;
 }
 
+// libopendmarc takes a list it cannot read as an empty one: organizational domains are then
+// guessed without it, and a parent domain's p=reject (under a suffix such as co.uk) silently stops
+// applying (RFC 7489 §3.2, §6.6.3).
+std::expected<void, std::string> readable(const std::string& path) {
+  std::unique_ptr<std::FILE, CFree<&std::fclose>> file(std::fopen(path.c_str(), "rb"));
+  // A directory opens and fails only when read (EISDIR); an empty file holds no rule at all.
+  int first = file ? std::fgetc(file.get()) : EOF;
+  if (first != EOF) return {};
+  int error = errno;
+  if (file && !std::ferror(file.get())) return std::unexpected("the public suffix list " + path + " is empty");
+  return std::unexpected("cannot read the public suffix list " + path + ": " + std::strerror(error));
+}
+
 }  // namespace
 
 std::expected<void, std::string> initialiseDmarcLibrary(const std::string& public_suffix_list) {
+  if (auto found = readable(public_suffix_list); !found) return found;
   static std::mutex mutex;
   static std::string loaded;
   std::lock_guard lock(mutex);

@@ -64,7 +64,7 @@ std::unique_ptr<Stage> DmarcStage::fromSettings(Settings& settings, StageContext
 Step DmarcStage::check(const StageInput& input) const {
   if (!input.message || !input.scratch) return Verdict::proceed("no message");
   return Job([dns = dns_, policy = policy_, message = input.message, facts = input.scratch->auth(),
-              client_ip = input.client_ip]() {
+              client_ip = input.client_ip](std::stop_token) {
     auto header = message->readPrefix(max_header_scan_octets, true);
     if (!header) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + header.error());
     AuthorDomains authors = authorDomains(*header);

@@ -10,6 +10,17 @@ namespace {
 
 // SpamAssassin folds X-Spam-Status near this width; the test list can be long.
 constexpr std::size_t fold_width = 78;
+// A budget past this is no budget: the stage's timeout (30 s by default) ends the scan first.
+constexpr std::chrono::milliseconds max_scan_budget = std::chrono::minutes(10);
+
+const char* stopName(rules::ScanBudget::Stop stop) {
+  switch (stop) {
+    case rules::ScanBudget::Stop::None: break;
+    case rules::ScanBudget::Stop::Spent: return "budget";
+    case rules::ScanBudget::Stop::Cancelled: return "stopped";
+  }
+  return "";
+}
 
 // "Yes, score=7.3 required=5.0 tests=A,B,C" folded with CRLF + tab after a comma.
 std::string statusValue(bool spam, double score, double required, const std::vector<rules::RuleHit>& hits) {
@@ -100,6 +111,11 @@ std::unique_ptr<Stage> RulesStage::fromSettings(Settings& settings, StageContext
     if (*bytes < 1024 || *bytes > 64 * 1024 * 1024) settings.fail("max_scan_bytes", "must be between 1KiB and 64MiB");
     else policy.max_scan_bytes = *bytes;
   }
+  if (auto budget = settings.duration("scan_budget")) {
+    if (*budget < std::chrono::milliseconds(1) || *budget > max_scan_budget)
+      settings.fail("scan_budget", "must be between 1ms and 10m");
+    else policy.scan_budget = *budget;
+  }
   if (!settings.ok()) return nullptr;
   auto loaded = rules::RuleSet::load(*paths);
   if (!loaded) {
@@ -118,14 +134,16 @@ Step RulesStage::check(const StageInput& input) const {
   for (const auto& recipient : input.recipients) envelope.rcpt_to.push_back(recipient.address());
   envelope.client_ip = input.client_ip;
   envelope.helo = input.helo;
-  return Job([rules = rules_, policy = policy_, message = input.message, envelope = std::move(envelope)]() mutable {
+  return Job([rules = rules_, policy = policy_, message = input.message,
+              envelope = std::move(envelope)](std::stop_token stop) mutable {
     auto text = message->readPrefix(policy.max_scan_bytes);
     if (!text) return Verdict::tempFail(unreadableMessageReply(), "reading the message: " + text.error());
     // A message cut at the bound is cut after its last whole line.
     if (message->size() > policy.max_scan_bytes && text->rfind('\n') != std::string::npos)
       text->resize(text->rfind('\n') + 1);
     rules::MessageView view = rules::MessageView::parse(*text, std::move(envelope));
-    Verdict verdict = decide(rules->scan(view), policy, receivedSubject(view));
+    rules::ScanResult scan = rules->scan(view, {policy.scan_budget, std::move(stop)});
+    Verdict verdict = decide(scan, policy, receivedSubject(view));
     if (message->size() > policy.max_scan_bytes)
       verdict.details.emplace_back("scanned_bytes", std::to_string(text->size()));
     return verdict;
@@ -137,6 +155,9 @@ Verdict RulesStage::decide(const rules::ScanResult& scan, const Policy& policy, 
   std::string tests;
   for (const auto& hit : scan.hits) tests += (tests.empty() ? "" : ",") + hit.name;
   std::string reason = "score " + score + (tests.empty() ? "" : " (" + tests + ")");
+  if (scan.stopped != rules::ScanBudget::Stop::None)
+    reason += "; scan cut short (" + std::string(stopName(scan.stopped)) + "), " + std::to_string(scan.rules_not_run) +
+              " rules not run";
   Verdict verdict;
   if (policy.reject_score && scan.score >= *policy.reject_score) {
     verdict = Verdict::reject(Reply::of(550, "5.7.1", policy.reject_text), reason);
@@ -162,6 +183,16 @@ Verdict RulesStage::decide(const rules::ScanResult& scan, const Policy& policy, 
   for (const auto& hit : scan.hits)
     hits.push_back({{"rule", hit.name}, {"score", hitScore(hit.score)}, {"description", hit.description}});
   verdict.detail_lists.emplace_back("hits", std::move(hits));
+  // Rules whose answer is unknown (they count as not hit): the log says which and why.
+  if (scan.stopped != rules::ScanBudget::Stop::None) {
+    verdict.details.emplace_back("scan_stopped", stopName(scan.stopped));
+    verdict.details.emplace_back("rules_not_run", std::to_string(scan.rules_not_run));
+  }
+  if (!scan.cut_short.empty()) {
+    std::vector<Details> cut;
+    for (const auto& rule : scan.cut_short) cut.push_back({{"rule", rule.name}, {"why", rule.why}});
+    verdict.detail_lists.emplace_back("cut_short", std::move(cut));
+  }
   return verdict;
 }
 

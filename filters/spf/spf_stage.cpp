@@ -186,7 +186,7 @@ Step SpfStage::check(const StageInput& input) const {
     auto dns = std::make_shared<DeadlineLookup>(dns_, policy_.check_timeout);
     // Started now, awaited at RCPT: the DNS lookups overlap the client's next round trip.
     input.background->submit(
-        [pending, dns]() {
+        [pending, dns](std::stop_token) {
           pending->set(checkSpf(*dns, pending->request));
           return Verdict::proceed();
         },

@@ -1,7 +1,9 @@
 #include "gateway/check/check_command.h"
 
 #include <cstdio>
+#include <expected>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,8 @@
 #include "gateway/log/transaction_record.h"
 #include "gateway/relay/outgoing_message.h"
 #include "gateway/smtp/relay_policy.h"
+#include "gateway/smtp/smtp_session.h"
+#include "gateway/util/ip_literal.h"
 
 namespace mailgate {
 namespace {
@@ -27,18 +31,18 @@ std::string withCrlf(const std::string& text) {
   return out;
 }
 
-std::optional<Path> parsePath(const std::string& address, bool sender, std::string& error) {
-  std::string argument = (sender ? "FROM:<" : "TO:<") + address + ">";
-  if (sender) {
-    auto parsed = parseMailCommand(argument);
-    if (parsed) return parsed->path;
-    error = "--from " + address + ": " + parsed.error().summary();
-  } else {
-    auto parsed = parseRcptCommand(argument);
-    if (parsed) return parsed->path;
-    error = "--rcpt " + address + ": " + parsed.error().summary();
+// The message file, or standard input for "-" (a message piped from another tool).
+std::expected<std::string, std::string> readMessage(const std::string& path) {
+  std::ifstream file;
+  std::istream* input = &std::cin;
+  if (path != "-") {
+    file.open(path, std::ios::binary);
+    if (!file) return std::unexpected("cannot read " + path);
+    input = &file;
   }
-  return std::nullopt;
+  std::string text(std::istreambuf_iterator<char>(*input), {});
+  if (input->bad()) return std::unexpected("cannot read " + (path == "-" ? std::string("standard input") : path));
+  return text;
 }
 
 struct Hit {
@@ -73,8 +77,14 @@ PhaseResult runPhase(const Pipeline& pipeline, StageInput input, JobRunner& runn
   return result ? std::move(*result) : PhaseResult{};
 }
 
-void printText(const std::string& action, const std::string& reply, double score, const std::vector<Hit>& hits,
-               const std::vector<HeaderField>& headers, const Transaction& transaction) {
+// The client the message was checked for, saying when it is the default rather than --ip's.
+std::string clientText(const CheckRequest& request) {
+  return request.client_ip + (request.client_ip_given ? "" : " (the default: no --ip given)");
+}
+
+void printText(const CheckRequest& request, const std::string& action, const std::string& reply, double score,
+               const std::vector<Hit>& hits, const std::vector<HeaderField>& headers, const Transaction& transaction) {
+  std::printf("client:  %s, HELO %s\n", clientText(request).c_str(), request.helo.c_str());
   // Scores shown as the X-Spam-* headers show them (formatScore), not printf's rounding.
   std::printf("verdict: %s\nreply:   %s\nscore:   %s\n", action.c_str(), reply.c_str(), formatScore(score).c_str());
   std::printf("rule hits:%s\n", hits.empty() ? " none" : "");
@@ -101,22 +111,59 @@ void printText(const std::string& action, const std::string& reply, double score
 std::optional<CheckRequest> parseCheckArguments(const std::vector<std::string>& arguments,
                                                 std::optional<std::string>& config_path, std::string& error) {
   CheckRequest request;
+  bool message_given = false;
   for (std::size_t i = 0; i < arguments.size(); ++i) {
     const std::string& argument = arguments[i];
     bool has_value = i + 1 < arguments.size();
-    if (argument == "--json") request.json = true;
-    else if (argument == "--from" && has_value) request.sender = arguments[++i];
-    else if (argument == "--rcpt" && has_value) request.recipients.push_back(arguments[++i]);
-    else if (argument == "--ip" && has_value) request.client_ip = arguments[++i];
-    else if (argument == "--helo" && has_value) request.helo = arguments[++i];
-    else if (argument == "--config" && has_value) config_path = arguments[++i];
-    else if (argument.starts_with("--") || !request.message_path.empty()) {
+    const std::string value = has_value ? arguments[i + 1] : std::string();
+    auto bad = [&](const std::string& why) {
+      error = argument + " " + value + ": " + why;
+      return std::nullopt;
+    };
+    if (argument == "--json") {
+      request.json = true;
+      continue;
+    }
+    if (argument == "-" || !argument.starts_with("--")) {
+      if (message_given) {
+        error = "more than one message given ('" + request.message_path + "', '" + argument + "')";
+        return std::nullopt;
+      }
+      request.message_path = argument;
+      message_given = true;
+      continue;
+    }
+    if (!has_value) {
       error = "unknown or incomplete argument '" + argument + "'";
       return std::nullopt;
-    } else request.message_path = argument;
+    }
+    ++i;
+    if (argument == "--from") {
+      auto sender = parseSenderAddress(value);
+      if (!sender) return bad(sender.error().summary());
+      request.sender = std::move(*sender);
+    } else if (argument == "--rcpt") {
+      auto recipient = parseRecipientAddress(value);
+      if (!recipient) return bad(recipient.error().summary());
+      request.recipients.push_back(std::move(*recipient));
+    } else if (argument == "--ip") {
+      auto address = IpLiteral::parse(value);
+      if (!address) return bad("not an IPv4 or IPv6 address");
+      request.client_ip = address->text();
+      request.client_ip_given = true;
+    } else if (argument == "--helo") {
+      if (!SmtpSession::acceptsHeloArgument(value))
+        return bad("not a HELO argument a session accepts (a domain or address literal: printable, no spaces)");
+      request.helo = value;
+    } else if (argument == "--config") {
+      config_path = value;
+    } else {
+      error = "unknown argument '" + argument + "'";
+      return std::nullopt;
+    }
   }
-  if (request.message_path.empty()) {
-    error = "no message file given";
+  if (!message_given) {
+    error = "no message file given (\"-\": standard input)";
     return std::nullopt;
   }
   return request;
@@ -129,28 +176,18 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
     return 1;
   }
   const Pipeline& pipeline = **built;
-  std::ifstream file(request.message_path, std::ios::binary);
-  if (!file) {
-    std::fprintf(stderr, "mailgate check: cannot read %s\n", request.message_path.c_str());
+  auto read = readMessage(request.message_path);
+  if (!read) {
+    std::fprintf(stderr, "mailgate check: %s\n", read.error().c_str());
     return 1;
   }
-  std::string message = withCrlf(std::string(std::istreambuf_iterator<char>(file), {}));
-
-  std::string error;
-  std::optional<Path> sender = request.sender.empty() ? Path{true, {}} : parsePath(request.sender, true, error);
-  std::vector<Path> recipients;
-  for (const std::string& address : request.recipients.empty() ? std::vector<std::string>{"postmaster"}
-                                                               : request.recipients) {
-    if (auto path = parsePath(address, false, error)) recipients.push_back(std::move(*path));
-  }
-  if (!sender || !error.empty()) {
-    std::fprintf(stderr, "mailgate check: %s\n", error.c_str());
-    return 1;
-  }
+  std::string message = withCrlf(*read);
+  std::vector<Path> recipients = request.recipients;
+  if (recipients.empty()) recipients.push_back(*parseRecipientAddress("postmaster"));
 
   InlineJobRunner runner;
   Transaction transaction;
-  transaction.sender = *sender;
+  transaction.sender = request.sender;
   transaction.spool = std::make_shared<Spool>(config.spool.path, config.spool.memory_limit);
   auto input = [&](Phase phase) {
     StageInput in;
@@ -227,10 +264,11 @@ int runCheckCommand(const Config& config, const CheckRequest& request) {
   for (const auto& outcome : transaction.outcomes) score += outcome.score;
 
   if (!request.json) {
-    printText(action, reply, score, hits, headers, transaction);
+    printText(request, action, reply, score, hits, headers, transaction);
     return 0;
   }
   nlohmann::json out = {{"verdict", action}, {"reply", reply}, {"score", score}};
+  out["client"] = {{"ip", request.client_ip}, {"ip_is_default", !request.client_ip_given}, {"helo", request.helo}};
   out["hits"] = nlohmann::json::array();
   for (const auto& hit : hits) out["hits"].push_back({{"rule", hit.rule}, {"score", hit.score}, {"description", hit.description}});
   out["headers"] = nlohmann::json::array();

@@ -9,19 +9,26 @@
 #include <vector>
 
 #include "gateway/config/config.h"
+#include "gateway/smtp/address.h"
 
 namespace mailgate {
 
 struct CheckRequest {
-  std::string message_path;
-  std::string sender;                   // "" : the null sender
-  std::vector<std::string> recipients;  // none: <postmaster> (RFC 5321 §4.5.1: always accepted)
-  std::string client_ip = "127.0.0.1";
+  // The client a message is checked for when no --ip names one (the output says when it was).
+  static constexpr const char* default_client_ip = "127.0.0.1";
+
+  std::string message_path;           // "-": standard input
+  Path sender{true, {}};              // no --from: the null sender
+  std::vector<Path> recipients;       // no --rcpt: <postmaster> (RFC 5321 §4.5.1: always accepted)
+  std::string client_ip = default_client_ip;  // canonical, as a connected client's address
+  bool client_ip_given = false;
   std::string helo = "localhost";
   bool json = false;
 };
 
-// Parses the command's arguments (after "check"); nullopt with `error` set on a bad one.
+// Parses the command's arguments (after "check"); nullopt with `error` set on a bad one. Each
+// value is checked as a session would check it: --ip an IPv4 or IPv6 address, --helo what HELO
+// takes, --from and --rcpt what MAIL FROM and RCPT TO take.
 std::optional<CheckRequest> parseCheckArguments(const std::vector<std::string>& arguments,
                                                 std::optional<std::string>& config_path, std::string& error);
 

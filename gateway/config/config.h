@@ -152,11 +152,15 @@ struct Config {
   std::optional<TlsConfig> tls;
   std::optional<MetricsConfig> metrics;
   std::vector<StageSpec> stages;
+  // What the loader decided in the operator's place, to be said where the config is checked or
+  // started: "no [[stage]]: using the default size_limit of 25 MiB".
+  std::vector<std::string> notices;
 };
 
 // Reads and validates `path`. Stage tables are checked for `type` and `mode` only; their other keys
 // are checked when the pipeline is built from them (buildPipeline), which reports through the
-// same ConfigError type.
+// same ConfigError type. Without any [[stage]] table the pipeline is the default one size_limit
+// of 25 MiB (and a notice says so): no configuration runs without a bound on message size.
 std::expected<Config, std::vector<ConfigError>> loadConfig(const std::string& path);
 // Same, from TOML text (for tests and the embedded default); `source` names it in errors.
 std::expected<Config, std::vector<ConfigError>> parseConfig(std::string_view toml_text,

@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <set>
 
@@ -91,6 +92,22 @@ auto toHostPort(uint16_t default_port) {
   };
 }
 
+// An error is one line of printable text, as a terminal or a log shows it: toml++ quotes the text
+// it could not parse as it is, and keys and values may hold line ends and control characters.
+std::string oneLine(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : "\\x%02x", c);
+      out += escaped;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Settings::Impl {
@@ -106,8 +123,9 @@ struct Settings::Impl {
     return path.empty() ? std::string(key) : path + "." + std::string(key);
   }
 
-  void error(unsigned at, std::string_view key, std::string message) {
-    errors.push_back(ConfigError{file, at, dotted(key), std::move(message)});
+  // Keys and values may hold any character a TOML string can (quoted keys, "\n" escapes).
+  void error(unsigned at, std::string_view key, std::string_view message) {
+    errors.push_back(ConfigError{file, at, oneLine(dotted(key)), oneLine(message)});
   }
 
   const toml::node* find(std::string_view key) {
@@ -247,8 +265,7 @@ std::expected<Settings, ConfigError> Settings::parse(std::string_view toml_text,
   toml::parse_result result = toml::parse(toml_text, std::string_view(source));
   if (!result) {
     const toml::parse_error& error = result.error();
-    return std::unexpected(
-        ConfigError{source, error.source().begin.line, "", std::string(error.description())});
+    return std::unexpected(ConfigError{source, error.source().begin.line, "", oneLine(error.description())});
   }
   auto impl = std::make_unique<Impl>();
   impl->document = std::make_shared<const toml::table>(std::move(result).table());

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gateway/dns/resolver.h"
+#include "gateway/util/ip_literal.h"
 
 namespace mailgate {
 namespace {
@@ -70,7 +71,8 @@ struct Answer {
   int code = failed;
 };
 
-Answer ask(const Resolver& resolver, std::string_view name, const TypeName& type) {
+Answer ask(const Resolver& resolver, std::string_view asked, const TypeName& type) {
+  std::string name = questionName(asked, type.code);
   DnsRecordSet set = resolver.query(name, type.code);
   std::string prefix(name);
   if (!prefix.ends_with('.')) prefix += '.';
@@ -176,6 +178,12 @@ int runBatch(const Resolver& resolver, const TypeName& default_type) {
 }
 
 }  // namespace
+
+std::string questionName(std::string_view name, uint16_t type) {
+  if (type == dns_type::PTR)
+    if (auto address = IpLiteral::parse(name)) return address->reverseName();
+  return std::string(name);
+}
 
 int runResolveCommand(const Config& config, std::string_view name, std::string_view type_text) {
   auto type = findType(type_text);

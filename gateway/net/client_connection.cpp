@@ -24,6 +24,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// C++20 deduces this for an aggregate by itself; clang before 17 needs the guide (P1816).
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 const Reply& shuttingDown() {
   static const Reply reply = Reply::of(421, "4.3.2", "Service shutting down, try again later");

@@ -1,6 +1,7 @@
 #include "gateway/net/thread_pool.h"
 
 #include <memory>
+#include <stop_token>
 
 namespace mailgate {
 namespace {
@@ -28,6 +29,7 @@ struct TimedAnswer {
 
 struct TimedJob : TimedAnswer {
   Job job;
+  std::stop_source stop;  // requested by the timer: the answer went out, the work is abandoned
   std::optional<Verdict> result;
   int owners = 2;  // the pool's after-callback and the timer's close callback
 
@@ -92,6 +94,7 @@ void UvJobRunner::submit(Job job, Duration timeout, Done done) {
       &timed->timer,
       [](uv_timer_t* timer) {
         auto* self = static_cast<TimedJob*>(timer->data);
+        self->stop.request_stop();
         self->answer(std::nullopt);
         uv_close(reinterpret_cast<uv_handle_t*>(timer),
                  [](uv_handle_t* handle) { static_cast<TimedJob*>(handle->data)->release(); });
@@ -100,9 +103,11 @@ void UvJobRunner::submit(Job job, Duration timeout, Done done) {
   queueWork(
       loop_,
       [timed] {
+        // Timed out while it waited for a pool thread: nobody wants its verdict any more.
+        if (timed->stop.stop_requested()) return;
         // A stage's job must not take the process down: a throw is a temporary failure.
         try {
-          timed->result = timed->job();
+          timed->result = timed->job(timed->stop.get_token());
         } catch (const std::exception& error) {
           timed->result = Verdict::tempFail(Reply::of(451, "4.3.0", "Temporary failure, please try again later"),
                                             std::string("stage failed: ") + error.what());

@@ -13,7 +13,8 @@ namespace mailgate {
 void queueWork(uv_loop_t* loop, std::move_only_function<void()> work, std::move_only_function<void()> after);
 
 // The JobRunner of a worker's loop: each job on the pool, with a timer that answers nullopt
-// (the stage timed out) if the job has not finished in time; a late result is then dropped.
+// (the stage timed out) if the job has not finished in time and asks the job to stop (its stop
+// token); a job not started by then is not run, and a late result is dropped.
 class UvJobRunner final : public JobRunner {
  public:
   explicit UvJobRunner(uv_loop_t* loop) : loop_(loop) {}

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -66,7 +67,9 @@ struct StageInput {
   JobRunner* background = nullptr;
 };
 
-using Job = std::move_only_function<Verdict()>;
+// The stop token is requested when the stage's timeout passes (its verdict is then no longer
+// wanted): long work looks at it and gives up, so that the pool thread is free again.
+using Job = std::move_only_function<Verdict(std::stop_token)>;
 // A verdict that work already under way will give (e.g. a check started at an earlier phase):
 // `subscribe` is called once, on the loop, with the callback to call (on the loop) when it is
 // known. Unlike a Job, waiting for it holds no thread.

@@ -7,11 +7,16 @@
 namespace mailgate {
 namespace {
 
-// A HELO argument is client data: keep it from breaking the header (no CR, LF, or controls).
+// A HELO argument is client data: keep it from breaking the header (RFC 5322 §3.2): no CR, LF or
+// controls, no parenthesis to open or close a comment, no '"' to open a quoted-string that would
+// swallow the rest of the field, no backslash to quote the character after it.
 std::string headerSafe(std::string_view text) {
   text = text.substr(0, max_trace_helo_octets);
   std::string out;
-  for (unsigned char c : text) out += (c < 0x21 || c >= 0x7f || c == '(' || c == ')') ? '?' : static_cast<char>(c);
+  for (unsigned char c : text) {
+    bool special = c == '(' || c == ')' || c == '"' || c == '\\';
+    out += (c < 0x21 || c >= 0x7f || special) ? '?' : static_cast<char>(c);
+  }
   return out.empty() ? std::string("unknown") : out;
 }
 

@@ -242,6 +242,24 @@ std::expected<RcptCommand, Reply> parseRcptCommand(std::string_view argument) {
   return RcptCommand{std::move(parsed.path)};
 }
 
+namespace {
+
+std::expected<Path, Reply> parseAddressAlone(std::string_view address, bool recipient) {
+  std::string path = address.starts_with('<') ? std::string(address) : "<" + std::string(address) + ">";
+  ParsedPath parsed = parsePath(path, recipient);
+  // Nothing may follow the path: parameters belong to the command, not to an address.
+  if (parsed.status == PathStatus::Ok && parsed.parameters.empty() && !(recipient && parsed.path.null))
+    return std::move(parsed.path);
+  return std::unexpected(recipient ? Reply::of(501, "5.1.3", "Bad recipient address syntax")
+                                   : Reply::of(501, "5.1.7", "Bad sender address syntax"));
+}
+
+}  // namespace
+
+std::expected<Path, Reply> parseSenderAddress(std::string_view address) { return parseAddressAlone(address, false); }
+
+std::expected<Path, Reply> parseRecipientAddress(std::string_view address) { return parseAddressAlone(address, true); }
+
 bool isValidDomain(std::string_view domain) {
   if (domain.empty() || domain.size() > max_domain_octets) return false;
   // RFC 5321 §4.1.2 sub-domain = Let-dig [Ldh-str]: no empty label, no hyphen at either end.

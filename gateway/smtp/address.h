@@ -51,6 +51,12 @@ struct RcptCommand {
 std::expected<MailCommand, Reply> parseMailCommand(std::string_view argument);
 std::expected<RcptCommand, Reply> parseRcptCommand(std::string_view argument);
 
+// An address given on its own (by an operator, not a client): the path that MAIL FROM:<...> or
+// RCPT TO:<...> takes, with or without its angle brackets, and nothing after it. "" and "<>" are
+// the null sender. Errors are the session's replies (501 5.1.7, 501 5.1.3).
+std::expected<Path, Reply> parseSenderAddress(std::string_view address);
+std::expected<Path, Reply> parseRecipientAddress(std::string_view address);
+
 // RFC 5321 §4.1.2 Domain or address-literal; used for HELO/EHLO arguments too.
 bool isValidDomain(std::string_view domain);
 bool isValidAddressLiteral(std::string_view literal);  // "[192.0.2.1]", "[IPv6:...]"

@@ -35,6 +35,14 @@ const Reply& badSequence(std::string_view why) {
 
 }  // namespace
 
+bool SmtpSession::acceptsHeloArgument(std::string_view argument) {
+  // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
+  bool printable = true;
+  for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
+  // A bare CR or other control byte here would reach headers (Received, Received-SPF).
+  return !argument.empty() && printable && std::string_view("EHLO \r\n").size() + argument.size() <= max_line_octets;
+}
+
 SmtpSession::SmtpSession(SessionSettings settings) : settings_(std::move(settings)) {}
 
 void SmtpSession::greet(const Reply& reply) {
@@ -141,11 +149,7 @@ std::optional<SessionEvent> SmtpSession::command(std::string_view line) {
 
   if (verbIs(verb, "EHLO") || verbIs(verb, "HELO")) {
     bool extended = verbIs(verb, "EHLO");
-    // RFC 5321 §4.1.1.1: the argument is the client's domain or address literal; no spaces.
-    bool printable = true;
-    for (unsigned char c : argument) printable = printable && c > 0x20 && c < 0x7f;
-    // A bare CR or other control byte here would reach headers (Received, Received-SPF).
-    if (argument.empty() || !printable)
+    if (!acceptsHeloArgument(argument))
       return refuse(verb, argument, Reply::of(501, "5.5.4", extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"));
     bool was_in_transaction = inTransaction();
     resetTransaction();
@@ -273,10 +277,12 @@ SessionEvent SmtpSession::dataLines() {
     }
     previous_line_ended_crlf_ = ends_crlf;
     if (data_flaw_ == Flaw::None) {
+      // Length first: a line whose first 1000 octets came alone is known too long before the rest
+      // is seen (and dropped, above), so the same line must get the same refusal whole.
       std::size_t body_length = ends_crlf ? length - 2 : length - 1;
-      if (!ends_crlf) data_flaw_ = Flaw::BareLineFeed;
+      if (length > max_line_octets) data_flaw_ = Flaw::LineTooLong;
+      else if (!ends_crlf) data_flaw_ = Flaw::BareLineFeed;
       else if (std::memchr(start, '\r', body_length) != nullptr) data_flaw_ = Flaw::BareCarriageReturn;
-      else if (length > max_line_octets) data_flaw_ = Flaw::LineTooLong;
     }
     // RFC 5321 §4.5.2: remove one leading dot.
     if (line[0] == '.') line.remove_prefix(1);

@@ -67,6 +67,10 @@ class SmtpSession {
   // gateway holds every line to the larger bound.
   static constexpr std::size_t max_line_octets = 1000;
 
+  // What the session takes after HELO/EHLO (RFC 5321 §4.1.1.1: the client's domain or address
+  // literal, read loosely as clients really send it): printable ASCII without spaces, in one line.
+  static bool acceptsHeloArgument(std::string_view argument);
+
   explicit SmtpSession(SessionSettings settings);
 
   // The opening reply: 220 to serve, or a 421 (too many connections, shutting down) to close.

@@ -9,8 +9,9 @@ Fixtures:
   make_sink       factory: make_sink(**knobs) -> a started sink.Sink (stopped after the test)
   sink            one default Sink
   start_gateway   factory: start_gateway(config=None, *, sink=None, downstream_port=None,
-                  wait=True, args=(), port=None, name=..., stdout=None,
-                  **build_config_keywords) -> Gateway,
+                  wait=True, args=(), port=None, name=..., stdout=None, env=None,
+                  **build_config_keywords) -> Gateway (env: variables added to the gateway's
+                  environment),
                   started and ready; stopped (SIGTERM, exit code 0 asserted) after the test
   gateway         a Gateway on the default test config relaying to `sink`
   smtp_sink       Postfix's smtp-sink (harness.PostfixSink), dumping one file per message
@@ -135,7 +136,8 @@ def start_gateway(request, mailgate_bin, tmp_path, make_sink):
 
     def start(config: str | None = None, *, sink: Sink | None = None,
               downstream_port: int | None = None, wait: bool = True, args=(), port=None,
-              name: str | None = None, cwd=None, stdout=None, **config_keywords) -> Gateway:
+              name: str | None = None, cwd=None, stdout=None, env: dict | None = None,
+              **config_keywords) -> Gateway:
         index = len(started) + 1
         name = name or ("mailgate" if index == 1 else f"mailgate-{index}")
         if config is None:
@@ -144,7 +146,8 @@ def start_gateway(request, mailgate_bin, tmp_path, make_sink):
             assert not config_keywords, "give either config text or build_config keywords"
         sink_port = sink.port if sink is not None else downstream_port
         gw = Gateway(mailgate_bin, tmp_path / name, config, port=port, sink_port=sink_port,
-                     name=name, args=args, cwd=cwd, stdout=stdout)
+                     name=name, args=args, cwd=cwd, stdout=stdout,
+                     env={**os.environ, **env} if env else None)
         started.append(gw)
         _register(request, "gateways", gw)
         gw.start(wait=wait)

@@ -2,14 +2,16 @@
 binary. Text and --json output for tag, reject and accept by a rules stage (verdict, reply, score,
 hits with descriptions, the headers that would be added, every stage's outcome); an spf stage
 resolving through a real DNS server (dns_server.DnsServer: Debian's unbound on loopback) for the
---ip/--from/--helo given, pass and fail (fail: 550 5.7.23 at RCPT, the rules never run); and the
-exit codes (0 ran, 1 bad config or message, 2 usage).
+--ip/--from/--helo given, pass and fail (fail: 550 5.7.23 at RCPT, the rules never run); the
+arguments checked as a session checks them, the default client named, a message on standard input;
+and the exit codes (0 ran, 1 bad config or message, 2 usage and bad arguments).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -241,10 +243,59 @@ def test_bad_config_exits_1(mailgate_bin, tmp_path):
     assert missing.returncode == 1, missing
 
 
-def test_bad_address_exits_1(mailgate_bin, tmp_path, rules_config):
-    result = check(mailgate_bin, rules_config, write_message(tmp_path, TAG_MESSAGE), "--rcpt", "not an address")
-    assert result.returncode == 1, result
-    assert "--rcpt" in result.stderr, result
+def test_message_from_standard_input(mailgate_bin, tmp_path, rules_config):
+    """MESSAGE "-" is read from standard input, with the same result as the file."""
+    from_file = check_json(mailgate_bin, rules_config, write_message(tmp_path, TAG_MESSAGE))
+    piped = subprocess.run([mailgate_bin, "check", "--config", str(rules_config), "--json", "-"],
+                           input=TAG_MESSAGE, capture_output=True, text=True, timeout=30)
+    assert piped.returncode == 0, piped
+    out = json.loads(piped.stdout)
+    assert (out["verdict"], out["score"], out["hits"]) == ("tag", 7.0, PRIZE_HITS), out
+    assert headers(out) == headers(from_file)
+
+
+# ------------------------------------------------------------------------------- arguments
+@pytest.mark.parametrize("option, value, why", [
+    ("--ip", "not-an-ip", "not an IPv4 or IPv6 address"),
+    ("--ip", "192.0.2.1:25", "not an IPv4 or IPv6 address"),
+    ("--ip", "[2001:db8::1]", "not an IPv4 or IPv6 address"),
+    ("--ip", "192.0.2.300", "not an IPv4 or IPv6 address"),
+    ("--helo", "two words", "not a HELO argument"),
+    ("--helo", "", "not a HELO argument"),
+    pytest.param("--helo", "x" * 994, "not a HELO argument", id="--helo-over-a-line"),  # "EHLO " + CRLF: 1001
+    ("--from", "not an address", "501 5.1.7"),
+    ("--from", "alice@pass.check.example> SIZE=1", "501 5.1.7"),
+    ("--rcpt", "not an address", "501 5.1.3"),
+    ("--rcpt", "<>", "501 5.1.3"),
+])
+def test_arguments_a_session_would_refuse_exit_2(mailgate_bin, tmp_path, spf_config, dns, option, value, why):
+    """--ip, --helo, --from and --rcpt are checked as a session checks them, before anything runs:
+    exit 2, the option, the value and the reason on stderr, no verdict, no DNS query."""
+    dns.reset_query_count()
+    result = check(mailgate_bin, spf_config, write_message(tmp_path, ACCEPT_MESSAGE), option, value)
+    assert result.returncode == 2, result
+    assert f"mailgate check: {option} {value}: " in result.stderr and why in result.stderr, result.stderr
+    assert result.stdout == "", result.stdout
+    assert dns.query_count() == 0, dns.queries()
+
+
+def test_without_ip_the_output_names_the_default_client(mailgate_bin, tmp_path, spf_config):
+    """No --ip: the check runs for 127.0.0.1, and says so (here SPF fails for it)."""
+    message = write_message(tmp_path, ACCEPT_MESSAGE)
+    text = check(mailgate_bin, spf_config, message, "--from", "alice@pass.check.example")
+    assert text.returncode == 0, text
+    assert re.search(r"^client:\s+127\.0\.0\.1 \(the default: no --ip given\), HELO localhost$", text.stdout,
+                     re.M), text.stdout
+    out = check_json(mailgate_bin, spf_config, message, "--from", "alice@pass.check.example")
+    assert out["client"] == {"ip": "127.0.0.1", "ip_is_default": True, "helo": "localhost"}, out
+    assert (stage(out, "spf", "rcpt")["result"], out["verdict"]) == ("fail", "reject"), out
+
+    out = check_json(mailgate_bin, spf_config, message, "--from", "alice@pass.check.example",
+                     "--ip", CLIENT_IN, "--helo", HELO)
+    assert out["client"] == {"ip": CLIENT_IN, "ip_is_default": False, "helo": HELO}, out
+    assert out["verdict"] == "accept", out
+    text = check(mailgate_bin, spf_config, message, "--ip", CLIENT_IN)
+    assert re.search(rf"^client:\s+{re.escape(CLIENT_IN)}, HELO localhost$", text.stdout, re.M), text.stdout
 
 
 # ------------------------------------------------------------------------------- spf through DNS

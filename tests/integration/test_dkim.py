@@ -487,7 +487,7 @@ class Case(NamedTuple):
     build: object  # (keys) -> the message as sent
     result: str  # the overall outcome
     expects: list  # per signature, in header order
-    verdict: str = "tag"  # under the default policy: pass accept, everything else tag
+    verdict: str = "tag"  # under the default policy: pass and none accept, everything else tag
 
 
 def _two_signatures_one_broken(keys: Keys) -> bytes:
@@ -561,13 +561,13 @@ CASES = {
                        [good()], "continue"),
     "header-section-only": Case(  # no empty line, no body (RFC 5322 allows it)
         lambda k: sign(message(body="")[:-2], k.main, "sel2048"), "pass", [good()], "continue"),
-    "unsigned": Case(lambda k: message(), "none", []),
+    "unsigned": Case(lambda k: message(), "none", [], "continue"),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_signature_results(dkim_gateway, sink, keys, name):
-    """Each case under the default policy (pass accept, everything else tag): 250, one A-R entry
+    """Each case under the default policy (pass and none accept, everything else tag): 250, one A-R entry
     per signature at the downstream, the results in the log."""
     case = CASES[name]
     sent = run_case(dkim_gateway(), sink, case.build(keys), result=case.result, expects=case.expects,
@@ -744,6 +744,16 @@ def test_max_signatures_limits_the_evaluated_signatures(dkim_gateway, sink, dns,
     assert dns.query_count(key_name("sel2048", DOMAIN)) == 0, dns.queries()
 
 
+def test_clean_unsigned_mail_is_accepted_not_tagged(dkim_gateway, sink):
+    """Most mail is unsigned: recording dkim=none in Authentication-Results marks nothing as
+    suspicious, so under the default policy the transaction's action is accept, not tag."""
+    sent = send(dkim_gateway(), message(subject="an ordinary unsigned message"))
+    sent.end.check(250)
+    outcome = check_log(sent, result="none", verdict="continue", action="accept", expects=[])
+    assert "score" not in outcome and "score" not in sent.record, sent.record
+    assert our_auth_results(delivered(sink, sent)) == ["dkim=none"]
+
+
 # ------------------------------------------------------------------------------- forged results
 def test_forged_auth_results_is_removed_from_an_unsigned_message(dkim_gateway, sink):
     """RFC 8601 §5: an A-R claiming our authserv-id (any case, after a comment, folded) came from
@@ -754,7 +764,7 @@ def test_forged_auth_results_is_removed_from_an_unsigned_message(dkim_gateway, s
     content = message(extra_headers=[forged, foreign, forged_folded])
     sent = send(dkim_gateway(), content)
     sent.end.check(250)
-    check_log(sent, result="none", verdict="tag", action="tag", expects=[])
+    check_log(sent, result="none", verdict="continue", action="accept", expects=[])
     message_ = delivered(sink, sent)
     fields = auth_results(message_)
     assert len(fields) == 2 and fields[1] == foreign.split(": ", 1)[1], fields
@@ -801,7 +811,7 @@ def test_forged_auth_results_in_every_spelling_is_removed(dkim_gateway, sink):
     content = message(extra_headers=[forged[0], foreign[0], *forged[1:4], foreign[1], *forged[4:], foreign[2]])
     sent = send(dkim_gateway(), content)
     sent.end.check(250)
-    check_log(sent, result="none", verdict="tag", action="tag", expects=[])
+    check_log(sent, result="none", verdict="continue", action="accept", expects=[])
     message_ = delivered(sink, sent)
     head = message_.partition(b"\r\n\r\n")[0] + b"\r\n"
     assert b"forged" not in message_, head

@@ -644,19 +644,48 @@ def test_shadow_mode_logs_the_reject_and_delivers(dmarc_gateway, sink, dns):
     assert [e.split("=", 1)[0] for e in entries] == ["spf", "dkim"], entries
 
 
-def test_dmarc_before_spf_or_dkim_is_a_config_error(mailgate_bin, tmp_path):
-    for order in (["dmarc", "spf", "dkim"], ["spf", "dmarc", "dkim"]):
-        config = build_config(stages=[{"type": t} for t in order],
-                              extra='[dns]\nservers = ["127.0.0.1:53"]\n')
-        path = tmp_path / "mailgate.toml"
-        path.write_text(config.replace("{port}", "2600").replace("{sink_port}", "2601")
-                        .replace("{tmp}", str(tmp_path)))
-        result = run([mailgate_bin, "--check-config", str(path)], timeout=10, cwd=tmp_path)
-        assert result.returncode == 1, f"{order}: exit {result.returncode}\n{result.stderr}"
-        missing = order[order.index("dmarc") + 1]
-        assert f"the dmarc stage must come after the {missing} stage" in result.stderr, result.stderr
-    config = build_config(stages=stages(), extra='[dns]\nservers = ["127.0.0.1:53"]\n')
+def check_config(mailgate_bin, tmp_path, stage_list: list[dict]):
+    config = build_config(stages=stage_list, extra='[dns]\nservers = ["127.0.0.1:53"]\n')
+    path = tmp_path / "mailgate.toml"
     path.write_text(config.replace("{port}", "2600").replace("{sink_port}", "2601").replace("{tmp}", str(tmp_path)))
-    result = run([mailgate_bin, "--check-config", str(path)], timeout=10, cwd=tmp_path)
+    return path, run([mailgate_bin, "--check-config", str(path)], timeout=10, cwd=tmp_path)
+
+
+def stage_line(path, index: int) -> int:
+    """The line of the index-th [[stage]] table's type = key."""
+    lines = path.read_text().splitlines()
+    starts = [n for n, line in enumerate(lines, 1) if line == "[[stage]]"]
+    return next(n for n in range(starts[index], len(lines) + 1) if lines[n - 1].startswith("type = "))
+
+
+@pytest.mark.parametrize("order, missing", [
+    (["dmarc"], "spf, dkim"),  # it would refuse mail that SPF passes
+    (["spf", "dmarc"], "dkim"),
+    (["dkim", "dmarc"], "spf"),
+    (["dmarc", "spf", "dkim"], "spf, dkim"),
+    (["spf", "dmarc", "dkim"], "dkim"),
+])
+def test_dmarc_without_spf_and_dkim_before_it_is_a_config_error(mailgate_bin, tmp_path, order, missing):
+    path, result = check_config(mailgate_bin, tmp_path, [{"type": t} for t in order])
+    assert result.returncode == 1, f"{order}: exit {result.returncode}\n{result.stderr}"
+    where = f"{path}:{stage_line(path, order.index('dmarc'))}: stage[{order.index('dmarc')}].type: "
+    assert (where + "the dmarc stage must come after the spf stage and the dkim stage") in result.stderr, result.stderr
+    assert f"missing before it: {missing}\n" in result.stderr, result.stderr
+
+
+def test_spf_then_dkim_then_dmarc_is_valid(mailgate_bin, tmp_path):
+    path, result = check_config(mailgate_bin, tmp_path, stages())
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("psl, why", [("{tmp}/no-such-list.dat", "No such file or directory"),
+                                      ("{tmp}", "Is a directory"),
+                                      ("/dev/null", "is empty")])
+def test_a_public_suffix_list_that_cannot_be_read_is_a_config_error(mailgate_bin, tmp_path, psl, why):
+    """Not a list silently taken as empty, which would stop a parent domain's p=reject applying."""
+    path, result = check_config(mailgate_bin, tmp_path, stages(public_suffix_list=psl))
+    assert result.returncode == 1, result.stderr
+    line = path.read_text().splitlines().index(f'public_suffix_list = "{psl.replace("{tmp}", str(tmp_path))}"') + 1
+    assert f"{path}:{line}: stage[2].public_suffix_list: " in result.stderr, result.stderr
+    assert why in result.stderr, result.stderr
 

@@ -153,6 +153,58 @@ def test_invalid_config_does_not_start(mailgate_bin, tmp_path):
     assert f"{path}:5:" in result.stderr, result.stderr
 
 
+# ------------------------------------------------------------------------------- defaults said, sections refused
+DEFAULT_SIZE_NOTICE = "no [[stage]]: using the default size_limit of 25 MiB"
+DEFAULT_SIZE_LIMIT = 25 * 1024 * 1024
+
+
+def test_check_config_without_stages_keeps_the_default_size_limit_and_says_so(mailgate_bin, tmp_path):
+    path = write(tmp_path, SERVER_HEAD)
+    result = check_config(mailgate_bin, path)
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: {DEFAULT_SIZE_NOTICE}" in result.stderr, result.stderr
+    assert "(1 stages)" in result.stdout, result.stdout
+    # With a [[stage]] of its own the operator chose the pipeline: nothing to say.
+    path = write(tmp_path, SERVER_HEAD + '[[stage]]\ntype = "size_limit"\nmax_bytes = "1MiB"\n')
+    result = check_config(mailgate_bin, path)
+    assert result.returncode == 0 and "[[stage]]" not in result.stderr, result.stderr
+
+
+def test_gateway_without_stages_enforces_the_default_size_limit(start_gateway, sink):
+    """SIZE= over 25 MiB gets 552 at MAIL, a 30 MiB message 552 after its end, and the start
+    says which limit applies."""
+    gateway = start_gateway(sink=sink, stages=[])
+    assert DEFAULT_SIZE_NOTICE in gateway.stderr_text(), gateway.stderr_text()
+    with Raw(gateway.port) as raw:
+        raw.greet()
+        ehlo = raw.cmd(f"EHLO {CLIENT_HELO}").check(250)
+        assert f"SIZE {DEFAULT_SIZE_LIMIT}" in ehlo.lines, ehlo
+        raw.cmd("MAIL FROM:<a@example.com> SIZE=99999999999").check(552, "5.3.4")
+        line = b"w" * 998 + b"\r\n"
+        too_big = make_message(body=line * (31 * 1024 * 1024 // len(line)))
+        assert len(too_big) > 30 * 1024 * 1024
+        open_transaction(raw)
+        raw.send(dot_stuff(too_big))
+        raw.read_reply(timeout=30).check(552, "5.3.4")
+    assert sink.messages == []
+
+
+@pytest.mark.parametrize("section, table", [
+    ("tls", '[tls]\ncertificate = "/etc/mailgate/tls/fullchain.pem"\nkey = "/etc/mailgate/tls/privkey.pem"\n'),
+    ("metrics", '[metrics]\nlisten = "127.0.0.1:9025"\n'),
+])
+def test_tls_and_metrics_are_refused_until_they_are_built(mailgate_bin, tmp_path, section, table):
+    """Not a setting silently ignored: an error naming the section at --check-config and at start."""
+    port = free_port()
+    path = write(tmp_path, SERVER_HEAD.replace("2600", str(port)) + table)
+    result = check_config(mailgate_bin, path)
+    assert_config_error(result, path, 5, section)
+    assert f"{path}:5: {section}: [{section}] is not supported yet" in result.stderr, result.stderr
+    started = run([mailgate_bin, "--config", str(path)], timeout=10, cwd=tmp_path)
+    assert started.returncode == 1, started
+    assert f"{path}:5: {section}: [{section}] is not supported yet" in started.stderr, started.stderr
+
+
 # ------------------------------------------------------------------------------- SIGTERM
 def new_connection_refused(port: int) -> bool:
     """True when a new connection is not served: refused, reset, closed, greeted with 421, or

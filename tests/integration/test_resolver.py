@@ -15,6 +15,8 @@ import pytest
 from dns_server import DnsServer
 
 HUGE_TEXT = "x" * 2000  # over the UDP answer size: truncated, then fetched over TCP
+# 2001:db8::10's PTR name (RFC 3596 §2.5): its 32 nibbles, lowest first.
+REVERSE6 = ".".join(reversed("20010db8000000000000000000000010")) + ".ip6.arpa"
 
 ZONES = {
     "example.com": [{"TXT": "v=spf1 mx -all"}, {"MX": [10, "mx.example.com"]}, {"MX": [20, "mx2.example.com."]}],
@@ -28,6 +30,7 @@ ZONES = {
     "alias.example.com": [{"CNAME": "mx.example.com"}],
     "loop.example.com": [{"CNAME": "LOOP.example.com"}],
     "10.2.0.192.in-addr.arpa": [{"PTR": "mx.example.com"}],
+    REVERSE6: [{"PTR": "mx.example.com"}],
     "silent.example.com": ["TIMEOUT"],
     "broken.example.com": ["SERVFAIL"],
     "printer.home.arpa": [{"A": "192.0.2.60"}],
@@ -87,6 +90,28 @@ def ask(binary, dns, tmp_path):
 def test_record_types(ask, name, qtype, expected):
     run = ask(name, qtype)
     assert (run.code, sorted(run.lines)) == (0, expected), run.stderr
+
+
+# `mailgate resolve 192.0.2.1 PTR` asks what `dig -x` asks: the address's reverse name, not the
+# address as a name.
+@pytest.mark.parametrize("address, reverse", [
+    ("192.0.2.10", "10.2.0.192.in-addr.arpa"),
+    ("2001:db8::10", REVERSE6),
+    ("2001:DB8:0:0::0010", REVERSE6),
+])
+def test_ptr_of_an_address_asks_its_reverse_name(ask, dns, address, reverse):
+    dns.reset_query_count()
+    run = ask(address, "PTR")
+    assert (run.code, run.lines) == (0, [f"{reverse}. PTR mx.example.com"]), run.stderr
+    assert dns.query_count(reverse, "PTR") == 1, dns.queries()
+    assert dns.query_count(address) == 0, dns.queries()
+
+
+def test_ptr_of_an_address_in_batch_mode_and_of_a_name_as_given(binary, dns, tmp_path):
+    run = resolve(binary, config(tmp_path, [dns.address]), "-", "A",
+                  stdin="192.0.2.10 PTR\n2001:db8::10 PTR\nmx.example.com PTR\n192.0.2.10\n")
+    assert run.lines == ["10.2.0.192.in-addr.arpa. PTR mx.example.com", f"{REVERSE6}. PTR mx.example.com",
+                         "mx.example.com. PTR: nodata", "192.0.2.10. A: nxdomain"], run.stderr
 
 
 def test_txt_octets_come_through_exactly(ask):

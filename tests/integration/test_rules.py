@@ -10,12 +10,15 @@ Each test writes a small rule file into its tmp_path. A case asserts
   (c) the decision log: the rules stage at phase "data" with its verdict, score, tag_score and
       hits [{rule, score, description}], and the transaction's action (and score when tagged).
 Then shadow mode, max_scan_bytes, SIGHUP reloads (a changed rule file applies to the next message;
-a broken one is refused, names file:line, and keeps the old rules), the linter and --check-config.
+a broken one is refused, names file:line, and keeps the old rules), the linter and --check-config,
+and scan_budget: catastrophic rules on 1 MiB messages end at the budget, the stage's timeout
+stops a scan, and the pool thread is free again for the next message.
 `mailgate check` is in test_check_command.py.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -511,6 +514,8 @@ def test_check_config_names_the_broken_rule_file_and_line(mailgate_bin, tmp_path
     ({"paths": ["RULES"], "tag_score": 5.0, "reject_score": 2.0}, "reject_score"),
     ({"paths": ["RULES"], "tempfail_score": 12.0, "reject_score": 11.0}, "reject_score"),
     ({"paths": ["RULES"], "max_scan_bytes": 100}, "max_scan_bytes"),
+    ({"paths": ["RULES"], "scan_budget": "0ms"}, "scan_budget"),
+    ({"paths": ["RULES"], "scan_budget": "11m"}, "scan_budget"),
     ({"paths": ["RULES"], "subject_prefix": "x" * 65}, "subject_prefix"),
 ])
 def test_check_config_refuses_bad_settings(mailgate_bin, tmp_path, keys, word):
@@ -593,3 +598,178 @@ def test_rules_command_usage(mailgate_bin, args):
     result = run([mailgate_bin, *args])
     assert result.returncode == 2, result
     assert "usage" in result.stderr, result
+
+
+# ------------------------------------------------------------------------------- scan budget
+# Rules that backtrack catastrophically on what they were written for, against 1 MiB messages: the
+# scan stops at its budget (scan_budget, 100 ms of CPU by default) and the verdict uses the hits
+# found; the log names the rules cut short. Before the budget, the issue's message took 18.5 s of
+# CPU at 441 KB, and at 1 MiB the stage timed out while its pool thread kept burning CPU.
+MIB = 1024 * 1024
+A24 = "a" * 24
+ISSUE_PARAGRAPH = A24 + "b\r\n\r\n"  # 1,900 of them fill a part's 50,000 octets of body text
+# Bounds asserted, wide for a loaded machine: the gateway's CPU time for the whole transaction
+# (receiving, spooling and parsing 1 MiB, and the scan's 100 ms), and the wait for the verdict.
+CPU_BOUND = 0.7
+VERDICT_BOUND = 3.0
+
+BUDGET_RULES = r"""
+header   EARLY  To =~ /\@example\.org/
+describe EARLY  Runs first and hits
+score    EARLY  6.0
+{kind}   SLOW   {regex}
+describe SLOW   Backtracks catastrophically
+score    SLOW   1.0
+full     LATE   /^From:/m
+describe LATE   Runs last: not run once the budget is spent
+score    LATE   1.0
+"""
+
+
+def hostile_subject(text: str) -> str:
+    """Body rules see the Subject first, so it is hostile too: a body rule stops at its first hit,
+    and (a|a?)+$ hits any harmless line at its end."""
+    return text.split("\r\n")[0]
+
+
+def multipart_message(paragraph: str, size: int = MIB) -> bytes:
+    """Nearly `size` octets: text parts of `paragraph` repeated, each part as much body text as a
+    body rule reads of one (50,000 octets)."""
+    part = "--cut\r\nContent-Type: text/plain\r\n\r\n" + paragraph * (50_000 // len(paragraph)) + "\r\n"
+    body = part * ((size - 1024) // len(part)) + "--cut--\r\n"
+    return make_message(subject=hostile_subject(paragraph), body=body,
+                        extra_headers=["MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="cut"'])
+
+
+def lines_message(line: str, size: int = MIB) -> bytes:
+    return make_message(subject=hostile_subject(line), body=line * ((size - 2048) // len(line)))
+
+
+def cpu_seconds(gw) -> float:
+    """The gateway process's CPU time so far (user + system, all threads)."""
+    fields = Path(f"/proc/{gw.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Timed(NamedTuple):
+    sent: Sent
+    seconds: float  # from the first octet of the message to the verdict
+    cpu: float      # the gateway's CPU time meanwhile
+
+
+def timed_send(gw, content: bytes) -> Timed:
+    with Raw.session(gw.port) as raw:
+        port = raw.local_port
+        raw.cmd(f"MAIL FROM:<{SENDER}>").check(250)
+        raw.cmd(f"RCPT TO:<{RCPT}>").check(250)
+        raw.cmd("DATA").check(354)
+        cpu, started = cpu_seconds(gw), time.monotonic()
+        reply = raw.send_data(content, timeout=60.0)
+        seconds, cpu = time.monotonic() - started, cpu_seconds(gw) - cpu
+        raw.cmd("QUIT").check(221)
+    records = gw.wait_for_records(
+        lambda r: r.get("type") == "transaction" and r.get("client", {}).get("port") == port)
+    assert len(records) == 1, records
+    return Timed(Sent(reply, content, records[0]), seconds, cpu)
+
+
+def check_cut_short(entry: dict, stopped: str, rule: str = "SLOW") -> None:
+    assert entry.get("scan_stopped") == stopped, entry
+    assert {"rule": rule, "why": stopped} in entry.get("cut_short", []), entry
+
+
+CATASTROPHIC = [
+    pytest.param("body", "/(a+)+$/", lambda: multipart_message(ISSUE_PARAGRAPH), id="nested-plus"),
+    pytest.param("body", "/(a|aa)+$/", lambda: multipart_message(ISSUE_PARAGRAPH), id="overlapping-alternatives"),
+    pytest.param("body", "/(a|a?)+$/", lambda: multipart_message(ISSUE_PARAGRAPH), id="optional-alternative"),
+    pytest.param("body", r"/^(\w+\s?)*$/", lambda: multipart_message("aaaa " * 17 + "aaaa!\r\n\r\n"), id="words"),
+    # One match over the whole message: no line start reaches PCRE2's step limit on its own.
+    pytest.param("full", "/(.*a){12}/", lambda: lines_message("a" * 11 + "x" * 900 + "\r\n"), id="dot-star-group"),
+    pytest.param("rawbody", "/(a|aa)+$/", lambda: multipart_message(ISSUE_PARAGRAPH), id="rawbody"),
+]
+
+
+@pytest.mark.parametrize("kind, regex, message", CATASTROPHIC)
+def test_a_catastrophic_rule_is_cut_at_the_scan_budget(start_gateway, sink, tmp_path, kind, regex, message):
+    path = write_rules(tmp_path / "rules", BUDGET_RULES.format(kind=kind, regex=regex))
+    gw = start_gateway(sink=sink, stages=[rules_stage([path])])
+    content = message()
+    assert MIB - 60_000 < len(content) <= MIB
+    timed = timed_send(gw, content)
+    assert timed.cpu < CPU_BOUND, f"the gateway spent {timed.cpu:.2f} s of CPU on the message"
+    assert timed.seconds < VERDICT_BOUND, f"the verdict took {timed.seconds:.2f} s"
+    # Tagged on the hit found before the budget ran out, and delivered.
+    assert timed.sent.reply.code == 250, timed.sent.reply
+    headers = headers_of(delivered(sink, timed.sent))
+    assert one(headers, "X-Spam-Flag") == "YES"
+    entry = stage_entry(timed.sent.record)
+    check_entry(entry, verdict="tag", score=6.0, hits=[("EARLY", 6.0, "Runs first and hits")])
+    check_cut_short(entry, "budget")
+    assert entry["rules_not_run"] == "1", entry
+    assert "scan cut short (budget)" in entry["reason"], entry
+
+
+def test_a_scan_cut_short_still_refuses_on_the_hits_it_found(start_gateway, sink, tmp_path):
+    # A safe choice: a hostile message cannot buy its way past the rules that did run.
+    path = write_rules(tmp_path / "rules", BUDGET_RULES.format(kind="body", regex="/(a+)+$/"))
+    gw = start_gateway(sink=sink, stages=[rules_stage([path], reject_score=5.0)])
+    timed = timed_send(gw, multipart_message(ISSUE_PARAGRAPH))
+    assert timed.cpu < CPU_BOUND and timed.seconds < VERDICT_BOUND, timed[1:]
+    timed.sent.reply.check(550, "5.7.1")
+    not_delivered(sink, timed.sent)
+    entry = stage_entry(timed.sent.record)
+    assert entry["verdict"] == "reject", entry
+    check_cut_short(entry, "budget")
+
+
+@pytest.mark.parametrize("budget, bound", [("30ms", 0.5), ("400ms", 1.2)])
+def test_scan_budget_sets_the_cpu_a_scan_may_take(start_gateway, sink, tmp_path, budget, bound):
+    path = write_rules(tmp_path / "rules", BUDGET_RULES.format(kind="body", regex="/(a|aa)+$/"))
+    gw = start_gateway(sink=sink, stages=[rules_stage([path], scan_budget=budget)])
+    timed = timed_send(gw, multipart_message(ISSUE_PARAGRAPH))
+    assert timed.cpu < bound, f"{timed.cpu:.2f} s of CPU with scan_budget {budget}"
+    assert timed.sent.reply.code == 250, timed.sent.reply
+    check_cut_short(stage_entry(timed.sent.record), "budget")
+
+
+# One pool thread: a second message can only be scanned once the first one's work is over.
+ONE_POOL_THREAD = {"UV_THREADPOOL_SIZE": "1"}
+
+
+def test_the_pool_thread_is_free_after_a_scan_cut_at_its_budget(start_gateway, sink, tmp_path):
+    path = write_rules(tmp_path / "rules", BUDGET_RULES.format(kind="body", regex="/(a+)+$/"))
+    gw = start_gateway(sink=sink, stages=[rules_stage([path])], env=ONE_POOL_THREAD)
+    first = timed_send(gw, multipart_message(ISSUE_PARAGRAPH))
+    assert first.seconds < VERDICT_BOUND, f"the verdict took {first.seconds:.2f} s"
+    assert first.sent.reply.code == 250, first.sent.reply
+    second = timed_send(gw, make_message(subject="Minutes", body="Nothing to see.\r\n"))
+    assert second.seconds < 1.0, f"the second message waited {second.seconds:.2f} s"
+    assert second.sent.reply.code == 250, second.sent.reply
+    delivered(sink, second.sent)
+    entry = stage_entry(second.sent.record)
+    check_entry(entry, verdict="tag", score=7.0, hits=[("EARLY", 6.0, "Runs first and hits"),
+                                                      ("LATE", 1.0, "Runs last: not run once the budget is spent")])
+    assert "scan_stopped" not in entry and "cut_short" not in entry, entry
+
+
+def test_a_scan_past_the_stage_timeout_is_abandoned(start_gateway, sink, tmp_path):
+    # No budget to speak of: the stage's timeout answers 451 and stops the scan, so that the one
+    # pool thread stops burning CPU and the next message is scanned at once.
+    path = write_rules(tmp_path / "rules", BUDGET_RULES.format(kind="body", regex="/(a|aa)+$/"))
+    gw = start_gateway(sink=sink, stages=[rules_stage([path], scan_budget="10m", timeout="300ms")],
+                       env=ONE_POOL_THREAD)
+    first = timed_send(gw, multipart_message(ISSUE_PARAGRAPH))
+    first.sent.reply.check(451, "4.3.0")
+    assert first.seconds < VERDICT_BOUND, f"the timeout took {first.seconds:.2f} s"
+    not_delivered(sink, first.sent)
+    assert "did not answer within 300 ms" in stage_entry(first.sent.record)["reason"], first.sent.record
+
+    cpu = cpu_seconds(gw)
+    time.sleep(1.0)
+    idle = cpu_seconds(gw) - cpu
+    assert idle < 0.3, f"the gateway kept burning CPU after the timeout: {idle:.2f} s in 1 s"
+
+    second = timed_send(gw, make_message(subject="Minutes", body="Nothing to see.\r\n"))
+    assert second.seconds < 1.0, f"the second message waited {second.seconds:.2f} s"
+    assert second.sent.reply.code == 250, second.sent.reply
+    delivered(sink, second.sent)

@@ -14,14 +14,14 @@ bool matches(const std::string& rule_regex, const std::string& subject) {
   auto regex = Regex::parse(rule_regex);
   BOOST_REQUIRE_MESSAGE(regex.has_value(), rule_regex << " does not compile");
   RegexScratch scratch;
-  return regex->matches(subject, scratch);
+  return regex->find(subject, scratch) == Regex::Found::Yes;
 }
 
 unsigned counted(const std::string& rule_regex, const std::string& subject, unsigned max = 100) {
   auto regex = Regex::parse(rule_regex);
   BOOST_REQUIRE_MESSAGE(regex.has_value(), rule_regex << " does not compile");
   RegexScratch scratch;
-  return regex->count(subject, max, scratch);
+  return regex->count(subject, max, scratch).found;
 }
 
 }  // namespace

@@ -201,6 +201,21 @@ BOOST_AUTO_TEST_CASE(comments_end_at_an_unescaped_hash) {
   BOOST_TEST(scanNames(*set, message("see issue 42")) == "");
 }
 
+// Parser.pm splits a line at /\s+/: a form feed or vertical tab ends the keyword as a space does
+// (found by tests/fuzz/rule_file_fuzz: "desc\fribe" was read as one unknown keyword).
+BOOST_AUTO_TEST_CASE(any_blank_ends_the_keyword) {
+  auto set = loadRules(
+      "body ONE /word/\n"
+      "score\fONE 2.5\n"
+      "describe\vONE\f Has the word\n"
+      "lang\ten\fdescribe ONE In English\n");
+  ScanResult result = set->scan(MessageView::parse(message("a word")));
+  const RuleHit* hit = findHit(result, "ONE");
+  BOOST_REQUIRE(hit != nullptr);
+  BOOST_TEST(hit->score == 2.5);
+  BOOST_TEST(hit->description == "In English");
+}
+
 BOOST_AUTO_TEST_CASE(lint_errors_carry_file_and_line) {
   RuleDir dir;
   std::string file = dir.write("bad.cf",

@@ -41,12 +41,20 @@ std::string detail(const Verdict& verdict, const std::string& key) {
 
 BOOST_AUTO_TEST_SUITE(dkim_stage)
 
-BOOST_AUTO_TEST_CASE(by_default_every_outcome_is_tagged_and_nothing_refused) {
+// Tagging marks a message as suspicious: a signature that failed or could not be checked is;
+// unsigned mail (most mail) and a pass are not, though each still gets its dkim= entry.
+BOOST_AUTO_TEST_CASE(by_default_failures_are_tagged_unsigned_mail_accepted_nothing_refused) {
   DkimStage::Policy policy;
-  for (auto results : {std::vector<DkimSignatureResult>{}, {signature("fail")}, {signature("temperror")},
-                       {signature("permerror")}, {signature("pass")}}) {
+  using Kind = Verdict::Kind;
+  const std::vector<std::pair<std::vector<DkimSignatureResult>, Kind>> cases = {
+      {{}, Kind::Continue}, {{signature("pass")}, Kind::Continue}, {{signature("fail")}, Kind::Tag},
+      {{signature("temperror")}, Kind::Tag}, {{signature("permerror")}, Kind::Tag}};
+  for (const auto& [results, kind] : cases) {
     Verdict verdict = DkimStage::decide(results, "", {"example.com"}, policy);
-    BOOST_TEST(!verdict.ends());
+    BOOST_TEST_CONTEXT(detail(verdict, "result")) {
+      BOOST_TEST(static_cast<int>(verdict.kind) == static_cast<int>(kind));
+      BOOST_TEST(verdict.auth_results.size() == 1u);
+    }
   }
 }
 

@@ -3,7 +3,10 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <stop_token>
+#include <thread>
 #include <variant>
 
 #include "filters/rules/rules_stage.h"
@@ -54,9 +57,114 @@ int spoolFileDescriptor(const std::string& directory) {
   return -1;
 }
 
+std::string detail(const Verdict& verdict, const std::string& key) {
+  for (const auto& [name, value] : verdict.details)
+    if (name == key) return value;
+  return "(absent)";
+}
+
+const std::vector<Details>* detailList(const Verdict& verdict, const std::string& key) {
+  for (const auto& [name, items] : verdict.detail_lists)
+    if (name == key) return &items;
+  return nullptr;
+}
+
+// The hostile message, about 1 MiB: parts of 1,900 paragraphs of 24 a's and a b.
+std::string hostileMessage() {
+  std::string part;
+  for (int i = 0; i < 1900; ++i) part += std::string(24, 'a') + "b\r\n\r\n";
+  std::string message = "Subject: prize\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"cut\"\r\n\r\n";
+  while (message.size() < 1024 * 1024) message += "--cut\r\nContent-Type: text/plain\r\n\r\n" + part;
+  return message + "--cut--\r\n";
+}
+
+// Runs the stage's job on `content` with `stop`, as the thread pool would.
+Verdict runJob(const RulesStage& stage, const std::string& content, std::stop_token stop) {
+  auto spool = std::make_shared<Spool>("/tmp", 64 * 1024 * 1024);
+  BOOST_REQUIRE(spool->append(content).has_value());
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  input.message = spool;
+  input.message_size = spool->size();
+  Step step = stage.check(input);
+  BOOST_REQUIRE(std::holds_alternative<Job>(step));
+  return std::get<Job>(step)(std::move(stop));
+}
+
+constexpr const char* hostile_rules = "header PRIZE Subject =~ /prize/\nscore PRIZE 16\nbody SLOW /(a+)+$/\nbody LATE /a/\n";
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(rules_stage)
+
+// A scan cut short decides on the hits it found (here enough to refuse) and says so in the log:
+// why it stopped, how many rules did not run, and each rule cut short with the reason.
+BOOST_AUTO_TEST_CASE(a_scan_cut_short_decides_on_its_hits_and_names_the_rules) {
+  rules::ScanResult scan = scanOf(16, {"PRIZE"});
+  scan.stopped = rules::ScanBudget::Stop::Spent;
+  scan.rules_not_run = 7;
+  scan.cut_short = {{"DEEP", "step_limit"}, {"SLOW", "budget"}};
+  RulesStage::Policy policy;
+  policy.reject_score = 15;
+  Verdict verdict = RulesStage::decide(scan, policy, std::nullopt);
+  BOOST_TEST(kind(verdict) == static_cast<int>(Verdict::Kind::Reject));
+  BOOST_TEST(verdict.reason == "score 16.0 (PRIZE); scan cut short (budget), 7 rules not run");
+  BOOST_TEST(detail(verdict, "scan_stopped") == "budget");
+  BOOST_TEST(detail(verdict, "rules_not_run") == "7");
+  const auto* cut = detailList(verdict, "cut_short");
+  BOOST_REQUIRE(cut != nullptr);
+  BOOST_REQUIRE(cut->size() == 2u);
+  BOOST_TEST(((*cut)[0] == Details{{"rule", "DEEP"}, {"why", "step_limit"}}));
+  BOOST_TEST(((*cut)[1] == Details{{"rule", "SLOW"}, {"why", "budget"}}));
+  // A whole scan has none of these.
+  Verdict whole = RulesStage::decide(scanOf(1), policy, std::nullopt);
+  BOOST_TEST(detail(whole, "scan_stopped") == "(absent)");
+  BOOST_TEST(detailList(whole, "cut_short") == nullptr);
+}
+
+// The job spends its scan_budget on the message (which took 18.5 s at 441 KB before),
+// then decides: asserted with a wide margin for a loaded machine.
+BOOST_AUTO_TEST_CASE(the_job_stops_at_its_scan_budget) {
+  test::TempDirectory dir("mailgate-rules-stage-test");
+  auto rules = rules::RuleSet::load({dir.write("rules.cf", hostile_rules)});
+  BOOST_REQUIRE(rules.has_value());
+  RulesStage::Policy policy;
+  policy.reject_score = 15;
+  BOOST_TEST(policy.scan_budget == std::chrono::milliseconds(100));  // the default
+  RulesStage stage(*rules, policy);
+  auto started = std::chrono::steady_clock::now();
+  Verdict verdict = runJob(stage, hostileMessage(), std::stop_token());
+  auto took = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(took < std::chrono::seconds(2), std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  BOOST_TEST(kind(verdict) == static_cast<int>(Verdict::Kind::Reject));
+  BOOST_TEST(detail(verdict, "scan_stopped") == "budget");
+  BOOST_TEST(detail(verdict, "rules_not_run") == "1");
+  const auto* cut = detailList(verdict, "cut_short");
+  BOOST_REQUIRE(cut != nullptr);
+  BOOST_TEST(((*cut).back() == Details{{"rule", "SLOW"}, {"why", "budget"}}));
+}
+
+// The stage's timeout (the pool's stop request) ends the scan even when the budget would not.
+BOOST_AUTO_TEST_CASE(the_job_stops_when_asked_to) {
+  test::TempDirectory dir("mailgate-rules-stage-test");
+  auto rules = rules::RuleSet::load({dir.write("rules.cf", hostile_rules)});
+  BOOST_REQUIRE(rules.has_value());
+  RulesStage::Policy policy;
+  policy.scan_budget = std::chrono::minutes(10);
+  RulesStage stage(*rules, policy);
+  std::stop_source stop;
+  std::jthread timer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stop.request_stop();
+  });
+  auto started = std::chrono::steady_clock::now();
+  Verdict verdict = runJob(stage, hostileMessage(), stop.get_token());
+  auto took = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(took < std::chrono::seconds(2), std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  // Stopped in the SLOW rule, or before it when parsing the message took longer than 50 ms.
+  BOOST_TEST(detail(verdict, "scan_stopped") == "stopped");
+  BOOST_TEST(std::stoi(detail(verdict, "rules_not_run")) >= 1);
+}
 
 BOOST_AUTO_TEST_CASE(under_tag_score_status_no_and_any_outside_flag_removed) {
   Verdict verdict = RulesStage::decide(scanOf(1.5, {"A_RULE"}), RulesStage::Policy{}, "hello");
@@ -154,7 +262,7 @@ BOOST_AUTO_TEST_CASE(a_spool_that_cannot_be_read_back_is_a_451_4_3_0) {
   input.message_size = spool->size();
   Step step = stage.check(input);
   BOOST_REQUIRE(std::holds_alternative<Job>(step));
-  Verdict verdict = std::get<Job>(step)();
+  Verdict verdict = std::get<Job>(step)(std::stop_token());
   BOOST_TEST(verdict.reply.code() == 451);
   BOOST_TEST(verdict.reply.enhanced() == "4.3.0");
   BOOST_TEST(verdict.reason.find("reading the message") != std::string::npos, verdict.reason);

@@ -108,6 +108,20 @@ BOOST_AUTO_TEST_CASE(client_identities_cannot_inject_into_auth_results) {
   BOOST_TEST(entry.find("lookup of x)") != std::string::npos, entry);
 }
 
+// RFC 8601 §2.2: a pvalue is a token, a quoted-string or an address. A HELO name is any printable
+// text the client chose: written bare, it could end our resinfo and start another ("dkim=pass" of
+// its own). Found by tests/fuzz/auth_results_fuzz.
+BOOST_AUTO_TEST_CASE(a_helo_name_cannot_add_a_result_to_authentication_results) {
+  SpfStage::Policy policy;
+  SpfOutcome helo = outcomeOf(SpfResult::Neutral);
+  helo.identity = "helo";
+  helo.domain = "x;dkim=pass";
+  helo.sender = "postmaster@x;dkim=pass";
+  Verdict by_helo = SpfStage::decide(helo, SpfRequest{"192.0.2.7", "", "x;dkim=pass", "mx.example.org"}, policy);
+  BOOST_REQUIRE(by_helo.auth_results.size() == 1u);
+  BOOST_TEST(by_helo.auth_results[0].ends_with(" smtp.helo=\"x;dkim=pass\""), by_helo.auth_results[0]);
+}
+
 BOOST_AUTO_TEST_CASE(refusals_carry_no_headers_but_log_details) {
   SpfStage::Policy policy;
   Verdict fail = SpfStage::decide(outcomeOf(SpfResult::Fail), request, policy);

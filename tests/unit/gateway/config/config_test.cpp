@@ -85,7 +85,13 @@ BOOST_AUTO_TEST_CASE(an_empty_file_gives_the_documented_defaults) {
   BOOST_TEST(config.log.path == "-");
   BOOST_TEST(!config.tls.has_value());
   BOOST_TEST(!config.metrics.has_value());
-  BOOST_TEST(config.stages.empty());
+  // No [[stage]]: the default pipeline, one size_limit of 25 MiB, and a notice that says so.
+  BOOST_TEST_REQUIRE(config.stages.size() == 1u);
+  BOOST_TEST(config.stages[0].type == "size_limit");
+  BOOST_TEST(config.stages[0].settings->size("max_bytes").value() == 25u * 1024u * 1024u);
+  BOOST_TEST(config.stages[0].settings->finish().empty());
+  BOOST_TEST(config.notices == (std::vector<std::string>{"no [[stage]]: using the default size_limit of 25 MiB"}),
+             boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_full_config_sets_every_key) {
@@ -126,13 +132,6 @@ retries = 0
 
 [log]
 path = "/var/log/mailgate/decisions.jsonl"
-
-[tls]
-certificate = "/etc/mailgate/tls/fullchain.pem"
-key = "/etc/mailgate/tls/privkey.pem"
-
-[metrics]
-listen = "[::1]"
 
 [[stage]]
 type = "size_limit"
@@ -180,11 +179,7 @@ on_fail = "reject"
   BOOST_TEST((config.dns.timeout == 2s));
   BOOST_TEST(config.dns.retries == 0u);
   BOOST_TEST(config.log.path == "/var/log/mailgate/decisions.jsonl");
-  BOOST_TEST_REQUIRE(config.tls.has_value());
-  BOOST_TEST(config.tls->certificate == "/etc/mailgate/tls/fullchain.pem");
-  BOOST_TEST(config.tls->key == "/etc/mailgate/tls/privkey.pem");
-  BOOST_TEST_REQUIRE(config.metrics.has_value());
-  BOOST_TEST(config.metrics->listen.text() == "[::1]:9025");
+  BOOST_TEST(config.notices.empty());
 
   BOOST_TEST_REQUIRE(config.stages.size() == 2u);
   const StageSpec& size_limit = config.stages[0];
@@ -265,11 +260,6 @@ BOOST_AUTO_TEST_CASE(each_rule_names_the_key_and_the_line) {
       {lines({"[dns]", "retries = -1"}), "dns.retries", 2, "at least 0"},
       {lines({"[dns]", "servers = [\"resolver.example.org:53\"]"}), "dns.servers[0]", 2, "not an IP address"},
       {lines({"[log]", "path = \"\""}), "log.path", 2, "must not be empty"},
-      {lines({"[tls]", "certificate = \"/etc/cert.pem\""}), "tls.key", 1, "is required"},
-      {lines({"[tls]", "certificate = \"/etc/cert.pem\"", "key = \"\""}), "tls.key", 3, "must not be empty"},
-      {lines({"[metrics]"}), "metrics.listen", 1, "is required"},
-      {lines({"[metrics]", "listen = \"metrics.example.org:9025\""}), "metrics.listen", 2,
-       "not an IP address"},
       {lines({"[server]", "max_recipient = 5"}), "server.max_recipient", 2, "unknown key"},
       {lines({"[server]", "hostname = \"mx.example.org\"", "[server.extra]", "a = 1"}), "server.extra", 3,
        "unknown table"},
@@ -293,6 +283,39 @@ BOOST_AUTO_TEST_CASE(each_rule_names_the_key_and_the_line) {
       BOOST_TEST(errors[0].message.find(bad.message_part) != std::string::npos, errors[0].message);
     }
   }
+}
+
+// STARTTLS and the metrics endpoint are not built yet: asking for them is an error at the
+// section, never a setting silently ignored. Their keys are still checked.
+BOOST_AUTO_TEST_CASE(tls_and_metrics_are_refused_until_they_are_built) {
+  const std::vector<BadConfig> cases = {
+      {lines({"[server]", "hostname = \"mx.example.org\"", "[tls]", "certificate = \"/etc/cert.pem\"",
+              "key = \"/etc/key.pem\""}),
+       "tls", 3, "[tls] is not supported yet"},
+      {lines({"[metrics]", "listen = \"127.0.0.1:9025\""}), "metrics", 1, "[metrics] is not supported yet"},
+  };
+  for (const auto& bad : cases) {
+    BOOST_TEST_CONTEXT("config:\n" << bad.text) {
+      auto errors = errorsOf(bad.text);
+      BOOST_TEST_INFO(describe(errors));
+      BOOST_TEST_REQUIRE(errors.size() == 1u);
+      BOOST_TEST(errors[0].key == bad.key);
+      BOOST_TEST(errors[0].line == bad.line);
+      BOOST_TEST(errors[0].message.find(bad.message_part) != std::string::npos, errors[0].message);
+    }
+  }
+  auto errors = errorsOf(lines({"[tls]", "certificate = \"/etc/cert.pem\"", "key = \"\""}));
+  BOOST_TEST_INFO(describe(errors));
+  BOOST_TEST_REQUIRE(errors.size() == 2u);
+  BOOST_TEST(errors[0].text() == "test.toml:1: tls: [tls] is not supported yet: this version offers no STARTTLS "
+                                 "(remove the section)");
+  BOOST_TEST(errors[1].text() == "test.toml:3: tls.key: must not be empty");
+  errors = errorsOf(lines({"[metrics]", "listen = \"metrics.example.org:9025\""}));
+  BOOST_TEST_INFO(describe(errors));
+  BOOST_TEST_REQUIRE(errors.size() == 2u);
+  BOOST_TEST(errors[0].key == "metrics");
+  BOOST_TEST(errors[1].key == "metrics.listen");
+  BOOST_TEST(errors[1].message.find("not an IP address") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(all_errors_are_reported_in_file_order) {
@@ -327,6 +350,19 @@ BOOST_AUTO_TEST_CASE(a_toml_syntax_error_names_the_line) {
   BOOST_TEST(!errors[0].message.empty());
   BOOST_TEST(errors[0].text().starts_with("test.toml:3: "));
   BOOST_TEST(errors[0].text().find(errors[0].message) != std::string::npos);
+}
+
+// toml++ quotes the text it choked on, line end and control characters included, and a quoted
+// key or a string may hold any of them: an error is still one line of printable text, as an
+// operator's terminal or a log shows it. Found by tests/fuzz/config_fuzz ("saw 'n<LF>'").
+BOOST_AUTO_TEST_CASE(an_error_is_one_printable_line) {
+  for (std::string text : {"[server]\nmax_recipients = n\n", "[server]\nhostname = \"a\x01\x1b[2J\"\n",
+                           "[server]\n\"a\\nb\" = 1\n", "[[stage]]\ntype = \"x\"\nmode = \"a\\r\\nb\"\n"}) {
+    auto errors = errorsOf(text);
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0].line >= 2u);
+    for (char c : errors[0].text()) BOOST_TEST((c >= 0x20 && c < 0x7f), errors[0].text());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(stage_mode_is_enforce_shadow_or_an_error) {
@@ -423,7 +459,7 @@ BOOST_AUTO_TEST_CASE(the_embedded_defaults_commented_keys_are_valid) {
     }
     text += line + "\n";
   }
-  BOOST_TEST(uncommented >= 25u);
+  BOOST_TEST(uncommented >= 20u);
   Config config = load(text);
   Config defaults = load("");
   BOOST_TEST(config.server.max_recipients == defaults.server.max_recipients);
@@ -436,9 +472,6 @@ BOOST_AUTO_TEST_CASE(the_embedded_defaults_commented_keys_are_valid) {
   BOOST_TEST((config.dns.timeout == defaults.dns.timeout));
   BOOST_TEST(config.dns.retries == defaults.dns.retries);
   BOOST_TEST(config.downstream.address.has_value());
-  BOOST_TEST(config.tls.has_value());
-  BOOST_TEST_REQUIRE(config.metrics.has_value());
-  BOOST_TEST(config.metrics->listen.text() == "127.0.0.1:9025");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

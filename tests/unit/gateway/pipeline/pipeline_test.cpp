@@ -6,6 +6,7 @@
 #include <deque>
 #include <utility>
 
+#include "gateway/log/transaction_record.h"
 #include "gateway/pipeline/pipeline.h"
 
 namespace mailgate {
@@ -19,7 +20,7 @@ class FixedStage final : public Stage {
   PhaseMask phases() const override { return phases_; }
   Step check(const StageInput&) const override {
     ++calls;
-    if (as_job_) return Job([verdict = verdict_] { return verdict; });
+    if (as_job_) return Job([verdict = verdict_](std::stop_token) { return verdict; });
     return verdict_;
   }
   mutable int calls = 0;
@@ -45,7 +46,7 @@ class DeferredRunner final : public JobRunner {
   void runNext() {
     auto entry = std::move(pending.front());
     pending.pop_front();
-    entry.second(entry.first());
+    entry.second(entry.first(std::stop_token()));
   }
   void timeOutNext() {
     auto entry = std::move(pending.front());
@@ -87,6 +88,30 @@ BOOST_AUTO_TEST_CASE(tags_accumulate_and_first_reject_ends) {
   BOOST_TEST(result->headers.size() == 2u);
   BOOST_TEST(result->outcomes.size() == 3u);
   BOOST_TEST(never->calls == 0);
+}
+
+// "tag" in the log means a stage marked the message as suspicious. Results recorded for the
+// message (trace headers, Authentication-Results entries) and a shadow stage's tag are not that.
+BOOST_AUTO_TEST_CASE(only_an_enforced_tag_makes_the_transaction_tagged) {
+  auto data = phaseBit(Phase::EndOfData);
+  auto runPhase = [&](Verdict verdict, StageMode mode) {
+    std::vector<PipelineStage> stages;
+    stages.push_back(entry(std::make_unique<FixedStage>("s", data, std::move(verdict)), mode));
+    auto pipeline = Pipeline::make(std::move(stages));
+    InlineJobRunner runner;
+    Transaction transaction;
+    StageInput input;
+    input.phase = Phase::EndOfData;
+    pipeline->run(input, runner, [&](PhaseResult r) { BOOST_TEST(!transaction.absorb(std::move(r))); });
+    return actionOf(Reply::of(250, "2.0.0", "Ok"), transaction.tagged);
+  };
+  Verdict recorded = Verdict::proceed("none: no signature");
+  recorded.headers.push_back(header("Received-SPF"));
+  recorded.auth_results.push_back("dkim=none");
+  BOOST_TEST(runPhase(recorded, StageMode::Enforce) == "accept");
+  BOOST_TEST(runPhase(Verdict::tag({}, 0, "softfail"), StageMode::Shadow) == "accept");
+  BOOST_TEST(runPhase(Verdict::tag({}, 0, "softfail"), StageMode::Enforce) == "tag");
+  BOOST_TEST(runPhase(Verdict::tag({header("X-Spam-Flag")}, 6, "score 6"), StageMode::Enforce) == "tag");
 }
 
 BOOST_AUTO_TEST_CASE(only_stages_hooking_the_phase_run) {

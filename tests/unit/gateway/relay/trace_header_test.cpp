@@ -86,6 +86,14 @@ BOOST_AUTO_TEST_CASE(control_characters_from_the_client_do_not_break_the_header)
   BOOST_TEST(receivedHeader(traceOf("", {})).starts_with("Received: from unknown ([192.0.2.1])\r\n"));
 }
 
+// SmtpSession takes any printable HELO argument. A '"' there would open a quoted-string that
+// swallows the rest of the field, a '\' quote the character after it, a parenthesis open or close
+// a comment: each becomes '?'. Found by tests/fuzz/auth_results_fuzz.
+BOOST_AUTO_TEST_CASE(a_helo_name_cannot_break_the_field) {
+  std::string field = receivedHeader(traceOf("a\"b\\c(d)", {pathOf("bob", "example.org")}));
+  BOOST_TEST(field.starts_with("Received: from a?b?c?d? ([192.0.2.1])\r\n"), field);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate

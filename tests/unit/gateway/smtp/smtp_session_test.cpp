@@ -214,6 +214,27 @@ BOOST_AUTO_TEST_CASE(decisions_wait_for_the_answer) {
   BOOST_TEST(!session.inTransaction());  // a refused MAIL opens no transaction
 }
 
+// A DATA line over 1000 octets that also holds a bare CR, or ends in a bare LF: when its first
+// 1000 octets arrive alone, the session knows only that it is too long, and drops the rest. Fed
+// whole, it must say the same, or the reply would hang on how TCP cut the bytes. Found by
+// tests/fuzz/smtp_session_fuzz.
+BOOST_AUTO_TEST_CASE(an_overlong_data_line_is_refused_alike_however_it_is_cut) {
+  const std::string head = "HELO a\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n";
+  const std::string refused = "500 5.5.2 Error: line too long in message data\r\n";
+  for (const std::string& line : {std::string(1050, 'a') + "\r" + std::string(40, 'b') + "\r\n",
+                                  std::string(1100, 'a') + "\n"}) {
+    std::string client = head + line + "\r\n.\r\nQUIT\r\n";
+    ScriptedHost whole(SessionSettings{});
+    whole.feed(client);
+    ScriptedHost cut(SessionSettings{});
+    std::size_t at = head.size() + 1010;
+    cut.feed(std::string_view(client).substr(0, at));
+    cut.feed(std::string_view(client).substr(at));
+    BOOST_TEST(cut.output.find(refused) != std::string::npos, cut.output);
+    BOOST_TEST(whole.output == cut.output);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_421_answer_closes_the_session) {
   SmtpSession session(SessionSettings{});
   session.greet(Reply::of(220, "", "mx ESMTP"));
