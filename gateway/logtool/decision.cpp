@@ -5,6 +5,9 @@ namespace {
 
 bool decidesByVerdict(std::string_view action) { return action == "reject" || action == "tempfail" || action == "tag"; }
 
+// A shadow stage only said what it would have done; an allowed one was overruled by an allow-list.
+bool enforced(const StageEntry& stage) { return !stage.shadow && !stage.allowed; }
+
 }  // namespace
 
 Decision decisionOf(const LogRecord& record) {
@@ -18,16 +21,19 @@ Decision decisionOf(const LogRecord& record) {
     // A stage that refused one recipient at RCPT is not what refused the message: its reply must
     // be the one the client heard for the whole transaction.
     for (const auto& stage : record.stages)
-      if (!stage.shadow && stage.verdict == action && (stage.reply.empty() || stage.reply == record.reply))
+      if (enforced(stage) && stage.verdict == action && (stage.reply.empty() || stage.reply == record.reply))
         return {stage.name, std::string(stage.reason)};
   }
   if (!record.downstream_reply.empty() && record.reply == record.downstream_reply)
     return {"downstream", std::string(record.reason)};
   if (decidesByVerdict(action)) {
     for (const auto& stage : record.stages)
-      if (!stage.shadow && stage.verdict == action) return {stage.name, std::string(stage.reason)};
+      if (enforced(stage) && stage.verdict == action) return {stage.name, std::string(stage.reason)};
   }
   if (record.reason.starts_with("downstream")) return {"downstream", std::string(record.reason)};
+  // A session that ended without a transaction (a health check's QUIT, a client that left after
+  // EHLO): say so, since its row has no sender or recipients to show it.
+  if (record.type == "session") return {"smtp", "no transaction: " + std::string(record.reason.empty() ? "-" : record.reason)};
   return {"smtp", std::string(record.reason)};
 }
 

@@ -68,7 +68,8 @@ void readStages(element value, LogRecord& record) {
       else if (key == "shadow") {
         bool shadow = false;
         stage.shadow = field.value.get(shadow) == simdjson::SUCCESS && shadow;
-      } else if (key == "hits") readHits(field.value, record);
+      } else if (key == "allowed_by") stage.allowed = !text(field.value).empty();
+      else if (key == "hits") readHits(field.value, record);
     }
     record.stages.push_back(stage);
   }

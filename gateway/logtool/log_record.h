@@ -27,7 +27,8 @@ struct StageEntry {
   std::string_view verdict;  // continue | tag | tempfail | reject
   std::string_view reason;
   std::string_view reply;
-  bool shadow = false;  // the stage only said what it would have done
+  bool shadow = false;   // the stage only said what it would have done
+  bool allowed = false;  // "allowed_by": an allow-list entry skipped its refusal
 };
 
 struct LogRecord {

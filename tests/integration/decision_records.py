@@ -32,7 +32,8 @@ SUBJECTS = ["Invoice 4411 for November", "Größe zählt: Angebot", "Meeting mov
 # Kinds of record and how often each comes (out of the sum).
 KINDS = [("accept", 30), ("tag", 12), ("reject_spam", 8), ("reject_spf", 5), ("reject_size", 3),
          ("tempfail_downstream", 4), ("tempfail_rules", 3), ("relay_denied", 6), ("abandoned", 3),
-         ("command", 5), ("connection", 3), ("session_reject", 3), ("session_none", 3),
+         ("command", 5), ("connection", 3), ("session_reject", 3), ("session_tempfail", 1),
+         ("session_none", 3),
          ("log_overflow", 1)]
 
 SPAM_REPLY = "550 5.7.1 Message rejected as spam"
@@ -41,6 +42,9 @@ SIZE_REPLY = "552 5.3.4 Error: message size exceeds fixed maximum message size"
 DOWNSTREAM_REPLY = "451 4.4.1 Downstream timed out, try again later"
 DEFER_REPLY = "451 4.7.1 Message deferred as possible spam, try again later"
 DNSBL_REPLY = "554 5.7.1 Service unavailable; client host blocked"
+DNSBL_TEMPFAIL_REPLY = "421 4.4.3 Blocklist lookup timed out, try again later"
+# Why a session without a transaction ended (the transaction driver's "reason").
+SESSION_ENDS = ["quit", "client disconnected", "idle timeout"]
 
 
 class Generated(NamedTuple):
@@ -132,15 +136,22 @@ class RecordMaker:
             record.update({"action": "tempfail", "reply": "421 4.7.0 Too many connections, try again later",
                            "reason": "too many connections from this client"})
             return self._done(record, "smtp", record["reason"])
-        if kind in ("session_reject", "session_none"):
+        if kind.startswith("session_"):
+            # A session that ended without a transaction: refused at the greeting, or a client that
+            # left (a load balancer's health check says EHLO and QUIT).
             record = self._base("session", ms)
+            ended = rng.choice(SESSION_ENDS)
             if kind == "session_reject":
                 record["stages"] = [self._stage("dnsbl", "connect", "reject", "listed in bl.example.net", DNSBL_REPLY)]
-                record.update({"action": "reject", "reply": DNSBL_REPLY, "reason": "client quit"})
+                record.update({"action": "reject", "reply": DNSBL_REPLY, "reason": ended})
                 return self._done(record, "dnsbl", "listed in bl.example.net")
+            if kind == "session_tempfail":
+                record["stages"] = [self._stage("dnsbl", "connect", "tempfail", "dns timeout", DNSBL_TEMPFAIL_REPLY)]
+                record.update({"action": "tempfail", "reply": DNSBL_TEMPFAIL_REPLY, "reason": ended})
+                return self._done(record, "dnsbl", "dns timeout")
             record["stages"] = [self._stage("dnsbl", "connect", "continue", "not listed")]
-            record.update({"action": "none", "reason": "client quit"})
-            return self._done(record, "smtp", "client quit")
+            record.update({"action": "none", "reason": ended})
+            return self._done(record, "smtp", f"no transaction: {ended}")
 
         record = self._transaction(ms, with_headers)
         queued = f"250 2.0.0 Ok: queued as {rng.getrandbits(40):X}"

@@ -309,6 +309,23 @@ def test_summary_top_and_text(mailgate_bin, log):
     assert per_hour == {hour: [str(n), str(n)] for hour, n in hours.items()}  # reject column, total column
 
 
+def test_summary_text_counts_kinds_and_the_records_the_gateway_dropped(mailgate_bin, log):
+    rc, text, _ = mailgate_log(mailgate_bin, *log.paths(), "--summary")
+    assert rc == 0
+    records = [g.record for g in log.records if g.record["type"] != "log_overflow"]
+    kinds = collections.Counter(r["type"] for r in records)
+    assert set(kinds) == {"transaction", "command", "connection", "session"}
+    listed = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+    assert text.splitlines()[0] == f"Records: {len(records)} ({listed})"
+    none = sum(1 for r in records if r["action"] == "none")
+    assert none and [line.split()[:2] for line in text.splitlines() if line.startswith("  none ")] == [["none", str(none)]]
+    overflow = [g.record for g in log.records if g.record["type"] == "log_overflow"]
+    dropped = sum(r["dropped"] for r in overflow)
+    assert (f"Log overflow: {dropped} records were dropped by the gateway ({len(overflow)} log_overflow records)"
+            in text.splitlines())
+    assert f"Malformed lines skipped: {log.malformed}" in text.splitlines()
+
+
 # ------------------------------------------------------------------------------- inputs
 def test_standard_input_plain_and_gzip(mailgate_bin, log):
     plain = log.files[2].read_bytes()

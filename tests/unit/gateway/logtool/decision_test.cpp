@@ -35,6 +35,15 @@ BOOST_AUTO_TEST_CASE(a_shadow_stage_with_the_same_reply_never_decides) {
   BOOST_TEST(relay.stage == "smtp");
 }
 
+BOOST_AUTO_TEST_CASE(a_refusal_an_allow_list_skipped_never_decides) {
+  test::PaddedReader reader;
+  // The client is allow-listed past dnsbl's refusal, then the protocol denies relaying.
+  Decision relay = decisionOf(*reader.read(
+      R"({"type":"transaction","action":"reject","reply":"554 5.7.1 <x@y.example>: Relay access denied","reason":"reset","stages":[{"stage":"dnsbl","verdict":"reject","reason":"listed","reply":"554 5.7.1 Listed","allowed_by":"client 192.0.2.0/24"}]})"));
+  BOOST_TEST(relay.stage == "smtp");
+  BOOST_TEST(relay.reason == "reset");
+}
+
 BOOST_AUTO_TEST_CASE(the_downstream_decided_its_own_reply) {
   test::PaddedReader reader;
   Decision decision = decisionOf(*reader.read(test::downstream_line));
@@ -60,6 +69,14 @@ BOOST_AUTO_TEST_CASE(a_session_record_names_its_refusing_stage) {
   Decision decision = decisionOf(*reader.read(test::session_line));
   BOOST_TEST(decision.stage == "helo_check");
   BOOST_TEST(decision.reason == "helo is an IP literal");
+}
+
+BOOST_AUTO_TEST_CASE(a_session_without_a_transaction_says_so) {
+  test::PaddedReader reader;
+  Decision decision = decisionOf(*reader.read(
+      R"({"type":"session","action":"none","reason":"quit","helo":"lb.example","stages":[{"stage":"dnsbl","phase":"connect","verdict":"continue","reason":"not listed"}]})"));
+  BOOST_TEST(decision.stage == "smtp");
+  BOOST_TEST(decision.reason == "no transaction: quit");
 }
 
 BOOST_AUTO_TEST_CASE(an_overflow_record_is_the_logs_own) {
