@@ -33,6 +33,8 @@ test_packages+=(clang-16 libclang-rt-16-dev llvm)
 # spamassassin: its rule files (/usr/share/spamassassin) and `spamassassin -t`, which
 # tests/integration/test_spamassassin_compat.py compares the rule engine with (bench/rules too).
 test_packages+=(spamassassin)
+# logrotate: tests/integration/test_log_command.py runs deploy/examples/logrotate.mailgate with it.
+test_packages+=(logrotate)
 
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi

@@ -17,6 +17,7 @@ import json
 import os
 import pty
 import queue
+import shutil
 import signal
 import subprocess
 import threading
@@ -532,6 +533,55 @@ def test_reads_the_log_a_real_gateway_wrote(mailgate_bin, gateway, sink):
     assert len(command) == 1 and " 500 5.5." in command[0]
     assert json_lines_of(mailgate_bin, gateway.log_path, "--from", "sender.example", "--action", "accept") == [
         gateway.log_path.read_text().splitlines()[[r.get("sender") for r in written].index("alice@sender.example")]]
+
+
+def test_the_shipped_logrotate_file_rotates_a_live_log_that_reads_back_whole(mailgate_bin, gateway, source_dir,
+                                                                             tmp_path):
+    """deploy/examples/logrotate.mailgate run by the real logrotate, forced three times against a
+    gateway taking mail: every transaction is read back once, in order, across the live file,
+    the plain .1 (delaycompress) and the gzipped older ones."""
+    if shutil.which("logrotate") is None:
+        pytest.skip("logrotate is not installed (Debian package logrotate)")
+    shipped = (source_dir / "deploy" / "examples" / "logrotate.mailgate").read_text()
+    # Only the path and the way to reach the server differ from what an operator installs.
+    signal_command = "systemctl kill -s USR1 mailgate.service"
+    assert "/var/log/mailgate/decisions.jsonl {" in shipped and signal_command in shipped
+    config = tmp_path / "logrotate.conf"
+    config.write_text(shipped.replace("/var/log/mailgate/decisions.jsonl", str(gateway.log_path))
+                      .replace(signal_command, f"kill -USR1 {gateway.pid}"))
+    sent: list[str] = []
+
+    def send(count: int) -> None:
+        for _ in range(count):
+            sender = f"n{len(sent)}@sender.example"
+            with Raw.session(gateway.port) as client:
+                client.transaction(sender, ["bob@example.org"], make_message()).check(250)
+            sent.append(sender)
+        wait_for(lambda: sent[-1] in gateway.log_path.read_text(), "the last record in the live log")
+
+    for _ in range(3):
+        send(2)
+        rotate = subprocess.run(["logrotate", "--force", "--state", str(tmp_path / "logrotate.state"), str(config)],
+                                capture_output=True, text=True, timeout=30)
+        assert rotate.returncode == 0, rotate.stderr
+        wait_for(gateway.log_path.exists, "the gateway to reopen log.path")
+    send(2)
+    folder = gateway.log_path.parent
+    assert (folder / "decisions.jsonl.1").read_bytes()[:1] == b"{"  # delaycompress: the newest stays plain
+    for older in ("decisions.jsonl.2.gz", "decisions.jsonl.3.gz"):
+        assert (folder / older).read_bytes()[:2] == b"\x1f\x8b", older
+
+    rc, out, err = mailgate_log(mailgate_bin, "--config", gateway.config_path, "--json")
+    assert rc == 0 and "malformed" not in err, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["sender"] for r in records if r["type"] == "transaction"] == sent
+
+
+def wait_for(condition, what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def json_lines_of(mailgate_bin, path: Path, *args) -> list[str]:
