@@ -35,6 +35,9 @@ test_packages+=(clang-16 libclang-rt-16-dev llvm)
 test_packages+=(spamassassin)
 # logrotate: tests/integration/test_log_command.py runs deploy/examples/logrotate.mailgate with it.
 test_packages+=(logrotate)
+# python3-jsonschema: tests/integration/test_decision_schema.py checks live decision records
+# against docs/decision-record.schema.json.
+test_packages+=(python3-jsonschema)
 
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi

@@ -117,7 +117,7 @@ const LogRecord* RecordReader::read(std::string_view line) {
     else if (key == "command") record.command = text(value);
     else if (key == "subject") record.subject = text(value);
     else if (key == "message_id") record.message_id = text(value);
-    else if (key == "downstream_queue_id") record.downstream_queue_id = text(value);
+    else if (key == "queue_id") record.queue_id = text(value);
     else if (key == "dropped") record.dropped = count(value);
     else if (key == "dropped_total") record.dropped_total = count(value);
   }

@@ -52,7 +52,7 @@ struct LogRecord {
   // Set by the gateway from issue 16 on; absent (empty) in older logs.
   std::string_view subject;
   std::string_view message_id;
-  std::string_view downstream_queue_id;
+  std::string_view queue_id;
   uint64_t dropped = 0;  // log_overflow records
   uint64_t dropped_total = 0;
 };

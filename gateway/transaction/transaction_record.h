@@ -45,7 +45,11 @@ struct Transaction {
   // Takes in one phase's result; true when it ended the transaction (TempFail or Reject).
   bool absorb(PhaseResult result);
   std::string downstream_reply;
+  std::string queue_id;  // the downstream's, from its reply to the end of data (queueIdOf)
   std::chrono::microseconds downstream_time{0};
+  // Read once at the end of data (summarizeHeader); empty when no message came or it has none.
+  std::string subject;
+  std::string message_id;
 };
 
 struct SessionFacts {

@@ -107,7 +107,7 @@ class RecordMaker:
         if with_headers:
             record["subject"] = self.rng.choice(SUBJECTS)
             record["message_id"] = f"<{self.rng.getrandbits(48):x}.{self.sessions}@{record['sender'].rpartition('@')[2] or 'null.example'}>"
-            record["downstream_queue_id"] = f"{self.rng.getrandbits(40):X}"
+            record["queue_id"] = f"{self.rng.getrandbits(40):X}"
         return record
 
     def _recipients(self, reply: str) -> list[dict]:
@@ -168,7 +168,7 @@ class RecordMaker:
             hits, score = self._hits(rng.choice([2, 3]))
             reason = f"score {score:.1f} ({','.join(h['rule'] for h in hits)})"
             record["stages"] = early + [spf_pass, self._stage("rules", "data", "tag", reason, score=self._score(score),
-                                                              hits=hits, tag_score="5.0")]
+                                                              hits=hits, tag_score=5.0)]
             record["score"] = self._score(score)
             record.update({"recipients": self._recipients("250 2.1.5 Ok"), "action": "tag", "reply": queued,
                            "downstream_reply": queued})
