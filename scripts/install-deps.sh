@@ -17,10 +17,11 @@ sudo=""
 # zlib1g-dev: `mailgate log` reads gzip-rotated decision logs (already pulled in by
 # libgmime-3.0-dev through libglib2.0-dev, named here because mailgate links it directly);
 # libsimdjson-dev: `mailgate log` parses records with it, 15-30x faster than nlohmann-json.
+# libmicrohttpd-dev: the [metrics] HTTP listener (/metrics, /healthz, /readyz) on its own thread.
 build_packages=(cmake g++ make pkg-config libuv1-dev libtomlplusplus-dev nlohmann-json3-dev
   libboost-test-dev libssl-dev libunbound-dev libevent-dev nettle-dev libspf2-dev python3-yaml
   libopendkim-dev libopendmarc-dev publicsuffix libgmime-3.0-dev libpcre2-dev zlib1g-dev
-  libsimdjson-dev)
+  libsimdjson-dev libmicrohttpd-dev)
 # unbound: the DNS server of the integration tests (tests/integration/dns_server.py), never the
 # system's resolver; python3-dnslib: their DNS client. python3-dkim: the independent signer of the
 # DKIM and DMARC tests and bench/dkim; python3-cryptography makes their keys.

@@ -13,6 +13,7 @@
 #include "gateway/config/settings_impl.h"
 #include "gateway/util/c_free.h"
 #include "gateway/util/ascii.h"
+#include "gateway/util/ip_address.h"
 
 namespace mailgate {
 namespace {
@@ -44,12 +45,11 @@ constexpr std::string_view embedded_source = "<embedded default>";
 constexpr std::string_view default_pipeline = "[[stage]]\ntype = \"size_limit\"\nmax_bytes = \"25MiB\"\n";
 constexpr std::string_view default_pipeline_notice = "no [[stage]]: using the default size_limit of 25 MiB";
 
-// Sections that are read and checked but whose feature is not built yet (STARTTLS and the metrics
-// endpoint come in later issues). A config that asks for one is refused, never run without it in
+// Sections that are read and checked but whose feature is not built yet (STARTTLS comes in a
+// later issue). A config that asks for one is refused, never run without it in
 // silence. Delete the row when its feature lands.
 constexpr std::pair<std::string_view, std::string_view> sections_not_built_yet[] = {
     {"tls", "[tls] is not supported yet: this version offers no STARTTLS (remove the section)"},
-    {"metrics", "[metrics] is not supported yet: this version serves no metrics endpoint (remove the section)"},
 };
 
 template <class T>
@@ -272,10 +272,28 @@ void ConfigLoader::readTls(Settings& table) {
 void ConfigLoader::readMetrics(Settings& table) {
   auto listen =
       required(table, "listen", "\"127.0.0.1:9025\"", [&] { return table.hostPort("listen", metrics_port); });
-  if (listen && !isIpLiteral(listen->host))
+  if (listen && !isIpLiteral(listen->host)) {
     table.fail("listen", quoted(listen->host) + " is not an IP address (names are not allowed here)");
-  else if (listen)
-    config_.metrics = MetricsConfig{std::move(*listen)};
+    return;
+  }
+  MetricsConfig metrics;
+  if (auto hash = table.string("token_sha256")) {
+    // The token's SHA-256, so that the config file (often world-readable) does not hold the token.
+    bool hex = hash->size() == 64 && std::all_of(hash->begin(), hash->end(), [](char c) {
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+               });
+    if (!hex) table.fail("token_sha256", "must be 64 hexadecimal digits (sha256sum of the token)");
+    else metrics.token_sha256 = asciiLower(*hash);
+  }
+  if (!listen) return;
+  // Metrics and health say how much mail comes from where and which rules catch it: on anything
+  // but loopback they are for whoever holds the token only.
+  bool loopback = cidrContains("127.0.0.0/8", listen->host) || cidrContains("::1/128", listen->host);
+  if (!loopback && !table.string("token_sha256"))
+    table.fail("listen", quoted(listen->text()) + " is not a loopback address: set metrics.token_sha256 (the "
+                         "SHA-256 of a token that requests must carry) or listen on 127.0.0.1");
+  metrics.listen = std::move(*listen);
+  config_.metrics = std::move(metrics);
 }
 
 void ConfigLoader::readStages(Settings& root) {
@@ -403,8 +421,11 @@ path = "var/maildir"
 [log]
 path = "-"                              # one JSON line per transaction; "-": standard output
 
-# STARTTLS (a [tls] table) and the metrics endpoint (a [metrics] table) are not built yet: a
-# configuration with either table is refused.
+# STARTTLS (a [tls] table) is not built yet: a configuration with one is refused.
+
+# [metrics]                              # Prometheus /metrics, /healthz, /readyz over HTTP
+# listen = "127.0.0.1:9025"
+# token_sha256 = "..."                   # required off loopback: sha256sum of the bearer token
 
 [[stage]]
 type = "size_limit"

@@ -191,9 +191,8 @@ def test_gateway_without_stages_enforces_the_default_size_limit(start_gateway, s
 
 @pytest.mark.parametrize("section, table", [
     ("tls", '[tls]\ncertificate = "/etc/mailgate/tls/fullchain.pem"\nkey = "/etc/mailgate/tls/privkey.pem"\n'),
-    ("metrics", '[metrics]\nlisten = "127.0.0.1:9025"\n'),
 ])
-def test_tls_and_metrics_are_refused_until_they_are_built(mailgate_bin, tmp_path, section, table):
+def test_tls_is_refused_until_it_is_built(mailgate_bin, tmp_path, section, table):
     """Not a setting silently ignored: an error naming the section at --check-config and at start."""
     port = free_port()
     path = write(tmp_path, SERVER_HEAD.replace("2600", str(port)) + table)
