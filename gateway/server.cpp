@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "filters/builtin_stages.h"
+#include "gateway/dns/dns_counters.h"
 #include "gateway/metrics/downstream_probe.h"
 #include "gateway/metrics/http_endpoint.h"
 #include "gateway/net/address_probe.h"
@@ -204,6 +205,10 @@ int runServer(Config config, std::optional<std::string> config_path) {
       };
     }
     shared.metrics().readDroppedRecordsFrom([&shared] { return shared.log().dropped(); });
+    shared.metrics().readDnsCountsFrom([] {
+      DnsCounts counts = dnsCounts();
+      return std::pair{counts.questions, counts.cache_hits};
+    });
     auto started = HttpEndpoint::start(*current.metrics, shared.metrics(), std::move(readiness));
     if (!started) {
       std::fprintf(stderr, "mailgate: %s\n", started.error().c_str());

@@ -177,6 +177,12 @@ std::string Metrics::render() const {
   header(out, "mailgate_log_records_dropped_total", "counter", "Decision records dropped (the log could not keep up).");
   sample(out, "mailgate_log_records_dropped_total", "", dropped_records_ ? dropped_records_() : 0);
 
+  auto [questions, cache_hits] = dns_counts_ ? dns_counts_() : std::pair<uint64_t, uint64_t>{0, 0};
+  header(out, "mailgate_dns_questions_total", "counter", "Questions asked of the resolver by the stages.");
+  sample(out, "mailgate_dns_questions_total", "", questions);
+  header(out, "mailgate_dns_cache_hits_total", "counter", "Questions answered from the resolver's answer cache.");
+  sample(out, "mailgate_dns_cache_hits_total", "", cache_hits);
+
   std::lock_guard lock(mutex_);
   header(out, "mailgate_connections_refused_total", "counter", "Connections refused or closed by the gateway, by reason.");
   for (std::string_view reason : {"max_connections", "max_connections_per_client"})

@@ -37,6 +37,8 @@ class Metrics {
   // Where the decision log's dropped-record count is read at scrape time. Set before the
   // listener starts, never after.
   void readDroppedRecordsFrom(std::function<uint64_t()> source) { dropped_records_ = std::move(source); }
+  // The same for the resolver's questions and cache hits.
+  void readDnsCountsFrom(std::function<std::pair<uint64_t, uint64_t>()> source) { dns_counts_ = std::move(source); }
 
   // The Prometheus text exposition format (version 0.0.4).
   std::string render() const;
@@ -60,6 +62,7 @@ class Metrics {
   Histogram transaction_latency_;
 
   std::function<uint64_t()> dropped_records_;
+  std::function<std::pair<uint64_t, uint64_t>()> dns_counts_;
 
   mutable std::mutex mutex_;
   std::map<std::string, uint64_t> refusals_;  // connection refusals by reason

@@ -20,6 +20,11 @@ describe PRIZE_SUBJECT Subject mentions a prize
 score PRIZE_SUBJECT 6.0
 """
 TOKEN = "s3cret-scrape-token"
+# For the `dns` fixture (conftest.py): the spf stage's questions.
+ZONES = {
+    "pass.metrics.example": [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}],
+    "client.test": [{"TXT": "v=spf1 ip4:127.0.0.0/8 -all"}],
+}
 
 
 def get(url: str, token: str | None = None, timeout: float = 5.0) -> tuple[int, str]:
@@ -43,10 +48,10 @@ def samples(text: str) -> dict[str, float]:
     return out
 
 
-def metrics_config(metrics: dict | None = None, **keys) -> tuple[str, int]:
+def metrics_config(metrics: dict | None = None, extra: str = "", **keys) -> tuple[str, int]:
     port = free_port()
     table = toml_table("[metrics]", {"listen": f"127.0.0.1:{port}", **(metrics or {})})
-    return build_config(extra=table, **keys), port
+    return build_config(extra=extra + table, **keys), port
 
 
 def wait_until(predicate, timeout: float = 10.0, step: float = 0.1):
@@ -184,3 +189,30 @@ def test_with_a_token_requests_without_it_get_401(start_gateway, sink):
         assert get(base + path, token=TOKEN)[0] == 200, path
     status, text = get(base + "/metrics", token=TOKEN)
     assert re.search(r'^mailgate_transactions_total\{action="accept"\} 0$', text, re.M), text
+
+
+
+@pytest.mark.time_limit(60)
+def test_dns_questions_and_cache_hits(start_gateway, sink, dns):
+    config, port = metrics_config(stages=[{"type": "spf", "on_fail": "reject"}],
+                                  extra=f'[dns]\nservers = ["{dns.address}"]\ntimeout = "2s"\nretries = 0\n')
+    gw = start_gateway(config, sink=sink)
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def dns_counts() -> tuple[float, float]:
+        now = samples(get(url)[1])
+        return now["mailgate_dns_questions_total"], now["mailgate_dns_cache_hits_total"]
+
+    def send() -> None:
+        sender = "a@pass.metrics.example"
+        with Raw.session(gw.port) as c:
+            c.transaction(sender, ["b@example.org"], make_message(sender=sender)).check(250)
+
+    questions0, hits0 = dns_counts()
+    send()
+    questions1, hits1 = dns_counts()
+    asked = questions1 - questions0
+    assert asked >= 1 and hits1 == hits0, (questions0, hits0, questions1, hits1)  # nothing cached yet
+    send()  # the same questions again: every one from the answer cache
+    questions2, hits2 = dns_counts()
+    assert (questions2 - questions1, hits2 - hits1) == (asked, asked), (questions1, hits1, questions2, hits2)
