@@ -11,6 +11,7 @@
 #include "gateway/commands/check_command.h"
 #include "gateway/config/config.h"
 #include "gateway/commands/resolve_command.h"
+#include "gateway/logtool/log_command.h"
 #include "gateway/server.h"
 #include "gateway/tls/server_tls.h"
 #include "rules/lint_command.h"
@@ -30,6 +31,9 @@ void usage(FILE* out) {
                "                                       print the verdict, reply, score, rule hits and headers\n"
                "                                       (MESSAGE \"-\": standard input; no --ip: client 127.0.0.1)\n"
                "       mailgate rules lint PATH...     report errors, skipped lines and never-matching rules\n"
+               "       mailgate log [FILES...] [--since T] [--until T] [--action A] [--from X] [--to X]\n"
+               "                    [--client CIDR] [--subject S] [--message-id ID] [--stage S] [--rule R]\n"
+               "                    [--json | --summary] [--follow] [WORDS...]   read decision logs back\n"
                "       mailgate --version | --help\n");
 }
 
@@ -115,6 +119,8 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "resolve") return resolveCommand(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "check") return checkCommand(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "rules") return rulesCommand(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "log")
+    return mailgate::logtool::runLogCommand(std::vector<std::string>(argv + 2, argv + argc));
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];

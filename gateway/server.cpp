@@ -12,7 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "filters/builtin_stages.h"
+#include "gateway/dns/dns_counters.h"
+#include "gateway/metrics/downstream_probe.h"
+#include "gateway/metrics/http_endpoint.h"
 #include "gateway/net/address_probe.h"
 #include "gateway/net/shared_state.h"
 #include "gateway/net/worker.h"
@@ -203,6 +208,33 @@ int runServer(Config config, std::optional<std::string> config_path) {
     }
     workers.push_back(std::move(worker));
   }
+  // [metrics] is read at start only: a reload does not move the listener.
+  std::unique_ptr<DownstreamProbe> probe;
+  std::unique_ptr<HttpEndpoint> endpoint;
+  if (current.metrics) {
+    HttpEndpoint::Readiness readiness;
+    if (current.downstream.address) {
+      probe = std::make_unique<DownstreamProbe>(*current.downstream.address);
+      readiness = [checker = probe.get()] { return checker->ready() ? std::string() : checker->lastProblem(); };
+    } else {
+      // The embedded Maildir: ready while its folder takes files.
+      readiness = [path = current.maildir.path] {
+        return ::access(path.c_str(), W_OK | X_OK) == 0 ? std::string() : "Maildir " + path + " is not writable";
+      };
+    }
+    shared.metrics().readDroppedRecordsFrom([&shared] { return shared.log().dropped(); });
+    shared.metrics().readDnsCountsFrom([] {
+      DnsCounts counts = dnsCounts();
+      return std::pair{counts.questions, counts.cache_hits};
+    });
+    auto started = HttpEndpoint::start(*current.metrics, shared.metrics(), std::move(readiness));
+    if (!started) {
+      std::fprintf(stderr, "mailgate: %s\n", started.error().c_str());
+      return 1;
+    }
+    endpoint = std::move(*started);
+    std::fprintf(stderr, "mailgate: metrics on http://%s/metrics\n", current.metrics->listen.text().c_str());
+  }
   for (auto& worker : workers) worker->start();
 
   std::string addresses;
@@ -235,6 +267,7 @@ int runServer(Config config, std::optional<std::string> config_path) {
   uv_run(loop, UV_RUN_DEFAULT);
   if (controller.joiner.joinable()) controller.joiner.join();
   for (auto& worker : workers) worker->join();
+  endpoint.reset();  // serves /healthz until the workers are done
   workers.clear();
   uv_loop_close(loop);
   // The last records (those of the drain) reach the log before the process exits; a log still

@@ -251,7 +251,7 @@ Verdict DkimStage::decide(const std::vector<DkimSignatureResult>& given, const s
   for (const auto& signature : signatures) {
     Details item = {{"domain", signature.domain}, {"selector", signature.selector}, {"result", signature.result}};
     if (!signature.algorithm.empty()) item.emplace_back("algorithm", signature.algorithm);
-    if (signature.key_bits != 0) item.emplace_back("key_bits", std::to_string(signature.key_bits));
+    if (signature.key_bits != 0) item.emplace_back("key_bits", signature.key_bits);
     if (!signature.reason.empty()) item.emplace_back("reason", signature.reason);
     listed.push_back(std::move(item));
   }

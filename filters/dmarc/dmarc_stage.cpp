@@ -132,8 +132,8 @@ Verdict DmarcStage::decide(const AuthorDomains& authors, const std::vector<Dmarc
     verdict.details.emplace_back("policy", decisive.policy);
     verdict.details.emplace_back("disposition", decisive.disposition);
     verdict.details.emplace_back("record_domain", decisive.record_domain);
-    verdict.details.emplace_back("spf_aligned", decisive.spf_aligned ? "true" : "false");
-    verdict.details.emplace_back("dkim_aligned", decisive.dkim_aligned ? "true" : "false");
+    verdict.details.emplace_back("spf_aligned", decisive.spf_aligned);
+    verdict.details.emplace_back("dkim_aligned", decisive.dkim_aligned);
   }
   if (evaluations.size() > 1) {
     std::vector<Details> domains;

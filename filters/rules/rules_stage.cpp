@@ -59,16 +59,6 @@ std::optional<std::string> receivedSubject(const rules::MessageView& view) {
   return start == std::string::npos ? std::string() : value.substr(start);
 }
 
-// A rule's own score for the log and `mailgate check`: one decimal when that is exact, else as
-// precise as it was given (SpamAssassin scores rules 0.001, which one decimal would show as 0.0).
-std::string hitScore(double score) {
-  std::string shown = formatScore(score);
-  if (std::fabs(std::strtod(shown.c_str(), nullptr) - score) < 1e-9) return shown;
-  char text[32];
-  std::snprintf(text, sizeof text, "%.6g", score);
-  return text;
-}
-
 }  // namespace
 
 std::string formatScore(double score) {
@@ -147,7 +137,7 @@ Step RulesStage::check(const StageInput& input) const {
     rules::ScanResult scan = rules->scan(view, {policy.scan_budget, std::move(stop)});
     Verdict verdict = decide(scan, policy, receivedSubject(view));
     if (message->size() > policy.max_scan_bytes)
-      verdict.details.emplace_back("scanned_bytes", std::to_string(text->size()));
+      verdict.details.emplace_back("scanned_bytes", text->size());
     return verdict;
   });
 }
@@ -180,15 +170,15 @@ Verdict RulesStage::decide(const rules::ScanResult& scan, const Policy& policy, 
   verdict.headers.push_back({"X-Spam-*", "", true});
   verdict.score = scan.score;  // logged for every verdict, not only a tag
   verdict.scored = true;
-  verdict.details = {{"tag_score", formatScore(policy.tag_score)}};
+  verdict.details = {{"tag_score", policy.tag_score}};
   std::vector<Details> hits;
   for (const auto& hit : scan.hits)
-    hits.push_back({{"rule", hit.name}, {"score", hitScore(hit.score)}, {"description", hit.description}});
+    hits.push_back({{"rule", hit.name}, {"score", hit.score}, {"description", hit.description}});
   verdict.detail_lists.emplace_back("hits", std::move(hits));
   // Rules whose answer is unknown (they count as not hit): the log says which and why.
   if (scan.stopped != rules::ScanBudget::Stop::None) {
     verdict.details.emplace_back("scan_stopped", stopName(scan.stopped));
-    verdict.details.emplace_back("rules_not_run", std::to_string(scan.rules_not_run));
+    verdict.details.emplace_back("rules_not_run", scan.rules_not_run);
   }
   if (!scan.cut_short.empty()) {
     std::vector<Details> cut;

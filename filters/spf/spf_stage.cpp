@@ -171,7 +171,7 @@ Verdict SpfStage::decide(const SpfOutcome& outcome, const SpfRequest& request, c
   verdict.details = {{"identity", outcome.identity},
                      {"domain", outcome.domain},
                      {"result", spfResultName(outcome.result)},
-                     {"dns_queries", std::to_string(outcome.dns_queries)}};
+                     {"dns_queries", outcome.dns_queries}};
   if (!outcome.mechanism.empty()) verdict.details.emplace_back("mechanism", outcome.mechanism);
   return verdict;
 }

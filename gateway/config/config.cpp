@@ -13,6 +13,7 @@
 #include "gateway/config/settings_impl.h"
 #include "gateway/util/c_free.h"
 #include "gateway/util/ascii.h"
+#include "gateway/util/ip_address.h"
 
 namespace mailgate {
 namespace {
@@ -45,12 +46,6 @@ constexpr std::string_view embedded_source = "<embedded default>";
 constexpr std::string_view default_pipeline = "[[stage]]\ntype = \"size_limit\"\nmax_bytes = \"25MiB\"\n";
 constexpr std::string_view default_pipeline_notice = "no [[stage]]: using the default size_limit of 25 MiB";
 
-// Sections that are read and checked but whose feature is not built yet (the metrics endpoint
-// comes in a later issue). A config that asks for one is refused, never run without it in
-// silence. Delete the row when its feature lands.
-constexpr std::pair<std::string_view, std::string_view> sections_not_built_yet[] = {
-    {"metrics", "[metrics] is not supported yet: this version serves no metrics endpoint (remove the section)"},
-};
 
 template <class T>
 void readInteger(Settings& table, std::string_view key, int64_t min, int64_t max, T& out) {
@@ -155,8 +150,6 @@ void ConfigLoader::section(Settings& root, std::string_view name, Reader read) {
   if (!table) return;
   (this->*read)(*table);
   collect(table->finish());
-  for (const auto& [section, refusal] : sections_not_built_yet)
-    if (section == name) root.fail(name, std::string(refusal));
 }
 
 std::optional<std::vector<HostPort>> ConfigLoader::ipAddresses(Settings& table, std::string_view key,
@@ -318,10 +311,28 @@ void ConfigLoader::readTls(Settings& table) {
 void ConfigLoader::readMetrics(Settings& table) {
   auto listen =
       required(table, "listen", "\"127.0.0.1:9025\"", [&] { return table.hostPort("listen", metrics_port); });
-  if (listen && !isIpLiteral(listen->host))
+  if (listen && !isIpLiteral(listen->host)) {
     table.fail("listen", quoted(listen->host) + " is not an IP address (names are not allowed here)");
-  else if (listen)
-    config_.metrics = MetricsConfig{std::move(*listen)};
+    return;
+  }
+  MetricsConfig metrics;
+  if (auto hash = table.string("token_sha256")) {
+    // The token's SHA-256, so that the config file (often world-readable) does not hold the token.
+    bool hex = hash->size() == 64 && std::all_of(hash->begin(), hash->end(), [](char c) {
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+               });
+    if (!hex) table.fail("token_sha256", "must be 64 hexadecimal digits (sha256sum of the token)");
+    else metrics.token_sha256 = asciiLower(*hash);
+  }
+  if (!listen) return;
+  // Metrics and health say how much mail comes from where and which rules catch it: on anything
+  // but loopback they are for whoever holds the token only.
+  bool loopback = cidrContains("127.0.0.0/8", listen->host) || cidrContains("::1/128", listen->host);
+  if (!loopback && !table.string("token_sha256"))
+    table.fail("listen", quoted(listen->text()) + " is not a loopback address: set metrics.token_sha256 (the "
+                         "SHA-256 of a token that requests must carry) or listen on 127.0.0.1");
+  metrics.listen = std::move(*listen);
+  config_.metrics = std::move(metrics);
 }
 
 void ConfigLoader::readStages(Settings& root) {
@@ -466,7 +477,9 @@ path = "-"                              # one JSON line per transaction; "-": st
 # names = ["mx2.example.org"]            # absent: served side by side with the main pair
 # Test it: openssl s_client -starttls smtp -connect 127.0.0.1:2525; swaks --tls --server 127.0.0.1:2525
 
-# The metrics endpoint (a [metrics] table) is not built yet: a configuration with it is refused.
+# [metrics]                              # Prometheus /metrics, /healthz, /readyz over HTTP
+# listen = "127.0.0.1:9025"
+# token_sha256 = "..."                   # required off loopback: sha256sum of the bearer token
 
 [[stage]]
 type = "size_limit"

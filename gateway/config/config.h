@@ -165,6 +165,7 @@ struct TlsConfig {
 
 struct MetricsConfig {
   HostPort listen;
+  std::string token_sha256;  // lower-case hex; empty: no token asked for (loopback only)
 };
 
 struct Config {

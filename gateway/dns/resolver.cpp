@@ -1,5 +1,7 @@
 #include "gateway/dns/resolver.h"
 
+#include "gateway/dns/dns_counters.h"
+
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -300,7 +302,9 @@ DnsRecordSet Resolver::query(std::string_view name, uint16_t type) const {
     answer.error = std::move(question.error());
     return answer;
   }
-  if (auto cached = engine_->answers.find(name, type)) return std::move(*cached);
+  auto cached = engine_->answers.find(name, type);
+  countDnsQuestion(cached.has_value());
+  if (cached) return std::move(*cached);
   ub_ctx* context = engine_->context.get();
   auto deadline = std::chrono::steady_clock::now() + engine_->deadline;
   auto ticket = std::make_unique<Ticket>(std::make_shared<Pending>());

@@ -82,7 +82,10 @@ ClientConnection::~ClientConnection() = default;
 
 std::shared_ptr<const Runtime> ClientConnection::currentRuntime() { return worker_.shared().runtime(); }
 JobRunner& ClientConnection::jobs() { return worker_.jobs(); }
-void ClientConnection::record(const nlohmann::json& record) { worker_.shared().log().write(record); }
+void ClientConnection::record(const nlohmann::json& record) {
+  worker_.shared().metrics().observe(record);
+  worker_.shared().log().write(record);
+}
 
 void ClientConnection::start() {
   PeerAddress peer;
@@ -91,6 +94,8 @@ void ClientConnection::start() {
   facts_.client_ip = peer.ip;
   facts_.client_port = peer.port;
   worker_.add(this);
+  worker_.shared().metrics().connectionOpened();
+  counted_ = true;
   // Nagle plus delayed ACK would hold each reply ~40 ms (issue 2, point 9).
   uv_tcp_nodelay(&tcp_, 1);
 
@@ -326,6 +331,7 @@ void ClientConnection::shutdown() {
 void ClientConnection::flush() {
   if (!session_.hasOutput() || closing_) return;
   std::string bytes = session_.takeOutput();
+  worker_.shared().metrics().repliesWritten(bytes);
   if (tls_) {
     if (auto sent = tls_->send(bytes); !sent) {
       closeConnection("TLS: " + sent.error());
@@ -450,6 +456,7 @@ void ClientConnection::closeConnection(std::string_view why) {
     if (limited_) worker_.shared().limiter().release(facts_.client_ip);
     limited_ = false;
     worker_.remove(this);
+    if (std::exchange(counted_, false)) worker_.shared().metrics().connectionClosed();
   }
   // The last replies (221, 421) go out before the socket closes, but a client that never reads
   // must not keep the connection forever: after close_linger it is closed anyway (uv_close

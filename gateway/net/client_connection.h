@@ -102,6 +102,7 @@ class ClientConnection : public std::enable_shared_from_this<ClientConnection>, 
   std::optional<TlsStream> tls_;
   bool implicit_tls_ = false;
   bool limited_ = false;  // counted in the connection limiter
+  bool counted_ = false;  // counted in the metrics' open connections
   bool awaiting_proxy_ = false;  // server.proxy_protocol: the PROXY header comes first
   std::string proxy_buffer_;
   bool greeted_ = false;

@@ -1,6 +1,6 @@
 #pragma once
 // What every worker shares: the current Runtime (configuration and pipeline, swapped whole by a
-// reload), the decision log, and the connection counts behind max_connections and
+// reload), the decision log, the metrics, and the connection counts behind max_connections and
 // max_connections_per_client.
 
 #include <atomic>
@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "gateway/log/decision_log.h"
+#include "gateway/metrics/metrics.h"
 #include "gateway/tls/server_tls.h"
 #include "gateway/transaction/runtime.h"
 
@@ -53,6 +54,7 @@ class SharedState {
   }
   DecisionLog& log() { return *log_; }
   ConnectionLimiter& limiter() { return limiter_; }
+  Metrics& metrics() { return metrics_; }
   // Session ids: unique within the process and sortable by time.
   std::string nextSessionId();
 
@@ -62,6 +64,7 @@ class SharedState {
   std::shared_ptr<const ServerTls> tls_;
   std::shared_ptr<DecisionLog> log_;
   ConnectionLimiter limiter_;
+  Metrics metrics_;
   std::atomic<uint64_t> sessions_{0};
 };
 

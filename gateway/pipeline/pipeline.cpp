@@ -1,9 +1,20 @@
 #include "gateway/pipeline/pipeline.h"
 
+#include <cstdio>
+
 #include "gateway/pipeline/allowance.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {
+
+std::string DetailValue::text() const {
+  if (const auto* text = std::get_if<std::string>(&value_)) return *text;
+  if (const auto* flag = std::get_if<bool>(&value_)) return *flag ? "true" : "false";
+  if (const auto* count = std::get_if<int64_t>(&value_)) return std::to_string(*count);
+  char number[32];
+  std::snprintf(number, sizeof number, "%g", std::get<double>(value_));
+  return number;
+}
 
 const char* kindName(Verdict::Kind kind) {
   switch (kind) {

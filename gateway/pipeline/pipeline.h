@@ -45,7 +45,7 @@ struct StageOutcome {
   bool scored = false;  // Verdict::scored: log the score even at 0
   bool shadow = false;  // what the stage would have done; the transaction went on
   std::chrono::microseconds duration{0};
-  std::vector<std::pair<std::string, std::string>> details;
+  Details details;
   std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
   std::optional<Phase> answer_at = {};  // a refusal decided now and answered at this later phase
   std::string allowed_by = {};     // a refusal not given: an allow-list match skipped it

@@ -2,11 +2,14 @@
 // What a stage answers (design.md §4): Continue, Tag (headers and a score), TempFail or Reject
 // (with the reply to send). The first TempFail or Reject ends the phase; Tags accumulate.
 
-#include <string>
-#include <utility>
-#include <vector>
-
+#include <concepts>
+#include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include "gateway/pipeline/phase.h"
 #include "gateway/smtp/reply.h"
@@ -24,7 +27,30 @@ struct HeaderField {
   std::string line() const { return name + ": " + value + "\r\n"; }
 };
 
-using Details = std::vector<std::pair<std::string, std::string>>;
+// One fact for the decision log, typed as the log writes it: counts and scores are JSON numbers
+// and flags booleans, so that a reader compares them without parsing text.
+class DetailValue {
+ public:
+  using Value = std::variant<std::string, bool, int64_t, double>;
+  DetailValue(std::string text) : value_(std::move(text)) {}
+  DetailValue(std::string_view text) : value_(std::string(text)) {}
+  DetailValue(const char* text) : value_(std::string(text)) {}
+  DetailValue(bool flag) : value_(flag) {}
+  template <std::integral T>
+    requires(!std::same_as<T, bool>)
+  DetailValue(T count) : value_(static_cast<int64_t>(count)) {}
+  DetailValue(double number) : value_(number) {}
+
+  const Value& value() const { return value_; }
+  // As text ("7", "true", "2.5"), for people and tests.
+  std::string text() const;
+  bool operator==(const DetailValue&) const = default;
+
+ private:
+  Value value_;
+};
+
+using Details = std::vector<std::pair<std::string, DetailValue>>;
 
 struct Verdict {
   enum class Kind { Continue, Tag, TempFail, Reject };
@@ -39,7 +65,7 @@ struct Verdict {
   // (RFC 8601) that all stages share, e.g. "spf=pass smtp.mailfrom=example.com".
   std::vector<std::string> auth_results;
   // Structured facts for the decision log: ("identity", "mailfrom"), ("result", "fail"), ...
-  std::vector<std::pair<std::string, std::string>> details;
+  Details details;
   // Facts that come as a list, e.g. one entry per DKIM signature: ("signatures", [{domain, ...}]).
   std::vector<std::pair<std::string, std::vector<Details>>> detail_lists;
   // TempFail and Reject decided at an early phase but answered at a later one (Postfix's

@@ -1,5 +1,7 @@
 #include "gateway/spool/spool.h"
 
+#include <atomic>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -55,6 +57,13 @@ int writeAll(int fd, std::string_view bytes, uint64_t offset) {
 
 }  // namespace
 
+namespace {
+// Every spool's size, for the metrics endpoint's gauge (read from another thread).
+std::atomic<uint64_t> held_bytes{0};
+}  // namespace
+
+uint64_t Spool::bytesHeld() { return held_bytes.load(std::memory_order_relaxed); }
+
 Spool::Spool(std::string directory, uint64_t memory_limit)
     : directory_(std::move(directory)), memory_limit_(memory_limit) {}
 
@@ -84,6 +93,7 @@ std::expected<void, std::string> Spool::append(std::string_view bytes) {
     growMemory(bytes.size());
     memory_.append(bytes);
     size_ += bytes.size();
+    held_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
     return {};
   }
   if (!onDisk()) {
@@ -93,6 +103,7 @@ std::expected<void, std::string> Spool::append(std::string_view bytes) {
     return std::unexpected(failure("writing the spool file", directory_, error));
   }
   size_ += bytes.size();
+  held_bytes.fetch_add(bytes.size(), std::memory_order_relaxed);
   return {};
 }
 
@@ -164,7 +175,7 @@ std::expected<std::size_t, std::string> Spool::read(uint64_t offset, char* buffe
 void Spool::clear() {
   std::string().swap(memory_);
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  size_ = 0;
+  held_bytes.fetch_sub(std::exchange(size_, 0), std::memory_order_relaxed);
 }
 
 }  // namespace mailgate

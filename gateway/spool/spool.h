@@ -32,6 +32,8 @@ class Spool {
   // leaves size() as it was.
   std::expected<void, std::string> append(std::string_view bytes);
   uint64_t size() const { return size_; }
+  // What all spools of the process hold now (memory and files), for the metrics endpoint.
+  static uint64_t bytesHeld();
   bool onDisk() const { return fd_ >= 0; }
 
   // Copies up to `length` bytes from `offset` into `buffer`; returns the count (0 at the end).

@@ -4,7 +4,9 @@
 
 #include "gateway/log/decision_log.h"
 #include "gateway/pipeline/allowance.h"
+#include "gateway/message/header_summary.h"
 #include "gateway/message/trace_header.h"
+#include "gateway/smtp/queue_id.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {
@@ -21,6 +23,16 @@ std::string joinedLines(const Reply& reply) {
 std::optional<Reply> relayRefusal(const ServerConfig& server, const Path& recipient) {
   if (recipient.mailbox.domain.empty() || server.servesDomain(recipient.mailbox.domain)) return std::nullopt;
   return replies::relayDenied(recipient.address());
+}
+
+// The Subject and Message-ID for the record, read once the message is in (a message refused
+// while arriving has what arrived of its header). Unreadable: the record says nothing of them.
+void summarizeMessage(Transaction& transaction) {
+  if (!transaction.spool || transaction.spool->size() == 0) return;
+  auto summary = summarizeHeader(*transaction.spool);
+  if (!summary) return;
+  transaction.subject = std::move(summary->subject);
+  transaction.message_id = std::move(summary->message_id);
 }
 
 }  // namespace
@@ -262,6 +274,7 @@ void TransactionDriver::endOfData(uint64_t size, Answer answer) {
   Transaction& transaction = *transaction_;
   transaction.size = size;
   transaction.data_received = true;
+  if (!transaction.spool_error) summarizeMessage(transaction);
   if (transaction.spool_error) {
     const Reply& reply = replies::cannotStoreMessage();
     transaction.outcomes.push_back(StageOutcome{"spool", Phase::EndOfData, Verdict::Kind::TempFail,
@@ -322,7 +335,9 @@ void TransactionDriver::deliver(Answer answer) {
         transaction.downstream_time +=
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - sent);
         transaction.downstream_tls = delivered.encrypted;
-        transaction.downstream_reply = (delivered.downstream_reply ? *delivered.downstream_reply : delivered.reply).summary();
+        const Reply& downstream = delivered.downstream_reply ? *delivered.downstream_reply : delivered.reply;
+        transaction.downstream_reply = downstream.summary();
+        transaction.queue_id = queueIdOf(downstream);
         // RFC 5321 §4.3.2: the end of data is answered 250, 4xx or 5xx; anything else must not
         // reach the client as such (a 2xx from nowhere would lose the message).
         const Reply& reply = delivered.reply;
@@ -355,6 +370,7 @@ void TransactionDriver::dataRefused(const Reply& reply, std::string reason, uint
   if (!transaction_) return;
   Transaction& transaction = *transaction_;
   transaction.size = size;
+  if (!transaction.spool_error) summarizeMessage(transaction);
   transaction.outcomes.push_back(StageOutcome{reply.code() == 552 ? "size_limit" : "smtp", Phase::EndOfData,
                                               Verdict::Kind::Reject, std::move(reason), reply.summary(), 0, false,
                                               false, {}, {}, {}, {}});

@@ -1,5 +1,9 @@
 #include "gateway/transaction/transaction_record.h"
 
+#include <cmath>
+#include <type_traits>
+#include <variant>
+
 #include "gateway/log/decision_log.h"
 
 namespace mailgate {
@@ -27,6 +31,22 @@ nlohmann::json base(const SessionFacts& session, std::string_view type) {
 }
 
 double milliseconds(std::chrono::microseconds duration) { return static_cast<double>(duration.count()) / 1000.0; }
+
+// Scores as they mean something: SpamAssassin gives rule scores to 0.001, so a sum is exact to
+// that, and the rest is float noise (0.30000000000000004).
+double roundedScore(double score) {
+  double rounded = std::round(score * 1000) / 1000;
+  return rounded == 0 ? 0.0 : rounded;
+}
+
+nlohmann::json detailJson(const DetailValue& detail) {
+  return std::visit(
+      [](const auto& value) -> nlohmann::json {
+        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) return roundedScore(value);
+        else return value;
+      },
+      detail.value());
+}
 
 }  // namespace
 
@@ -56,13 +76,13 @@ nlohmann::json stageRecord(const StageOutcome& outcome) {
   if (outcome.answer_at) stage["answer_at"] = phaseName(*outcome.answer_at);
   if (!outcome.allowed_by.empty()) stage["allowed_by"] = outcome.allowed_by;
   if (outcome.shadow) stage["shadow"] = true;
-  if (outcome.kind == Verdict::Kind::Tag || outcome.scored || outcome.score != 0) stage["score"] = outcome.score;
-  for (const auto& [key, value] : outcome.details) stage[key] = value;
+  if (outcome.kind == Verdict::Kind::Tag || outcome.scored || outcome.score != 0) stage["score"] = roundedScore(outcome.score);
+  for (const auto& [key, value] : outcome.details) stage[key] = detailJson(value);
   for (const auto& [key, items] : outcome.detail_lists) {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& item : items) {
       nlohmann::json entry = nlohmann::json::object();
-      for (const auto& [name, value] : item) entry[name] = value;
+      for (const auto& [name, value] : item) entry[name] = detailJson(value);
       list.push_back(std::move(entry));
     }
     stage[key] = std::move(list);
@@ -86,6 +106,8 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
   }
   record["recipients"] = std::move(recipients);
   record["size"] = transaction.size;
+  record["subject"] = transaction.subject;
+  record["message_id"] = transaction.message_id;
   if (transaction.declared_size) record["declared_size"] = *transaction.declared_size;
   nlohmann::json stages = nlohmann::json::array();
   for (const auto& outcome : transaction.outcomes) {
@@ -95,14 +117,15 @@ nlohmann::json transactionRecord(const SessionFacts& session, const Transaction&
   // The message's score: what tags added, or else what a scoring stage (rules) found below its
   // threshold or refused it for, so a reviewer sees it either way.
   if (transaction.tagged) {
-    record["score"] = transaction.score;
+    record["score"] = roundedScore(transaction.score);
   } else {
     for (const auto& outcome : transaction.outcomes)
-      if (outcome.scored && !outcome.shadow) record["score"] = outcome.score;
+      if (outcome.scored && !outcome.shadow) record["score"] = roundedScore(outcome.score);
   }
   record["action"] = action;
   record["reply"] = reply;
   record["downstream_reply"] = transaction.downstream_reply;
+  record["queue_id"] = transaction.queue_id;
   auto total = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - transaction.started);
   record["durations"] = {{"total_ms", milliseconds(total)}, {"downstream_ms", milliseconds(transaction.downstream_time)}};
   return record;

@@ -45,8 +45,12 @@ struct Transaction {
   // Takes in one phase's result; true when it ended the transaction (TempFail or Reject).
   bool absorb(PhaseResult result);
   std::string downstream_reply;
+  std::string queue_id;  // the downstream's, from its reply to the end of data (queueIdOf)
   std::chrono::microseconds downstream_time{0};
   bool downstream_tls = false;  // the message went to the downstream over TLS
+  // Read once at the end of data (summarizeHeader); empty when no message came or it has none.
+  std::string subject;
+  std::string message_id;
 };
 
 // What the client's TLS handshake agreed on (RFC 8446 names: "TLSv1.3", "TLS_AES_256_GCM_SHA384").

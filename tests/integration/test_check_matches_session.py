@@ -55,11 +55,12 @@ def comparable(record: dict) -> dict:
     record.get("client", {}).pop("port", None)
     for stage in record.get("stages", []):
         stage.pop("ms", None)
-    # An accepted message's final reply is the downstream's own ("queued as <its id>"); check
-    # delivers nowhere and says so.
+    # An accepted message's final reply is the downstream's own ("queued as <its id>", the
+    # queue_id); check delivers nowhere and says so.
     if record.get("action") in ("accept", "tag"):
         record.pop("reply", None)
         record.pop("downstream_reply", None)
+        record.pop("queue_id", None)
     return record
 
 

@@ -363,7 +363,7 @@ def check_log(sent: Sent, *, result: str, verdict: str, action: str, expects: Se
         assert logged.get("algorithm", "") == expect.algorithm, (logged, expect)
         check_reason(expect, logged.get("reason"), logged)
         if expect.key_bits is not None:
-            assert logged.get("key_bits") == str(expect.key_bits), (logged, expect)
+            assert logged.get("key_bits") == expect.key_bits, (logged, expect)  # a JSON number
     if reply is not None:
         assert outcome.get("reply", "").startswith(reply), f"logged reply {outcome.get('reply')!r}, expected {reply!r}"
     else:

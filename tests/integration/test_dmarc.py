@@ -317,8 +317,8 @@ def check_log(session: Session, *, verdict: str, result: str, from_domain: str, 
         assert outcome["policy"] == policy, outcome
         assert outcome["disposition"] == disposition, outcome
         assert outcome["record_domain"] == record_domain, outcome
-        assert outcome["spf_aligned"] == ("true" if spf_aligned else "false"), outcome
-        assert outcome["dkim_aligned"] == ("true" if dkim_aligned else "false"), outcome
+        assert outcome["spf_aligned"] is spf_aligned, outcome  # JSON booleans
+        assert outcome["dkim_aligned"] is dkim_aligned, outcome
     if reply is None:
         assert "reply" not in outcome, outcome
     else:

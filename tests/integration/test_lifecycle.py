@@ -189,21 +189,6 @@ def test_gateway_without_stages_enforces_the_default_size_limit(start_gateway, s
     assert sink.messages == []
 
 
-@pytest.mark.parametrize("section, table", [
-    ("metrics", '[metrics]\nlisten = "127.0.0.1:9025"\n'),
-])
-def test_metrics_is_refused_until_it_is_built(mailgate_bin, tmp_path, section, table):
-    """Not a setting silently ignored: an error naming the section at --check-config and at start."""
-    port = free_port()
-    path = write(tmp_path, SERVER_HEAD.replace("2600", str(port)) + table)
-    result = check_config(mailgate_bin, path)
-    assert_config_error(result, path, 5, section)
-    assert f"{path}:5: {section}: [{section}] is not supported yet" in result.stderr, result.stderr
-    started = run([mailgate_bin, "--config", str(path)], timeout=10, cwd=tmp_path)
-    assert started.returncode == 1, started
-    assert f"{path}:5: {section}: [{section}] is not supported yet" in started.stderr, started.stderr
-
-
 # ------------------------------------------------------------------------------- SIGTERM
 def new_connection_refused(port: int) -> bool:
     """True when a new connection is not served: refused, reset, closed, greeted with 421, or

@@ -368,7 +368,7 @@ def check_log(session: Session, *, result: str, identity: str, domain: str, verd
     assert outcome["domain"] == domain, outcome
     assert outcome["verdict"] == verdict, f"verdict {outcome['verdict']!r}, expected {verdict!r}: {outcome}"
     assert outcome["reason"].startswith(result + ": "), outcome
-    assert re.fullmatch(r"\d+", outcome["dns_queries"]), outcome
+    assert isinstance(outcome["dns_queries"], int) and outcome["dns_queries"] >= 0, outcome  # a JSON number
     if mechanism is not None:
         assert outcome.get("mechanism") == mechanism, outcome
     assert record["action"] == action, f"action {record['action']!r}, expected {action!r}: {record}"
@@ -672,7 +672,7 @@ def test_every_rcpt_after_a_fail_gets_the_same_550_and_data_554(spf_gateway, sin
     not_delivered(sink, session)
     # the check ran once for the three recipients
     outcomes = [s for s in session.record["stages"] if s["stage"] == "spf" and s["phase"] == "rcpt"]
-    assert {s.get("result") for s in outcomes} == {"fail"} and outcomes[0]["dns_queries"] == "1", outcomes
+    assert {s.get("result") for s in outcomes} == {"fail"} and outcomes[0]["dns_queries"] == 1, outcomes
 
 
 def test_headers_appear_once_with_several_recipients(spf_gateway, sink, dns):
@@ -772,7 +772,7 @@ def test_defect_e_macro_syntax_errors_are_permerror(spf_gateway, sink, dns, send
     """(e) §7.1: "%{x}", an unclosed "%{", "%q", a trailing "%" are syntax errors: permerror,
     even though an earlier ip4 term matches (§4.6)."""
     session = check_defect(spf_gateway(**ALL_TAG), sink, dns, Defect(sender, "permerror"))
-    assert spf_outcome(session.record)["dns_queries"] == "1"  # only the record itself: nothing evaluated
+    assert spf_outcome(session.record)["dns_queries"] == 1  # only the record itself: nothing evaluated
 
 
 def test_defect_f_term_limit_counts_includes(spf_gateway, sink, dns):

@@ -34,7 +34,7 @@ std::string replyOf(const Verdict& verdict) { return std::to_string(verdict.repl
 
 std::string detail(const Verdict& verdict, const std::string& key) {
   for (const auto& [name, value] : verdict.details)
-    if (name == key) return value;
+    if (name == key) return value.text();
   return "(absent)";
 }
 

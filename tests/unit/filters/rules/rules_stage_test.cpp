@@ -60,7 +60,7 @@ int spoolFileDescriptor(const std::string& directory) {
 
 std::string detail(const Verdict& verdict, const std::string& key) {
   for (const auto& [name, value] : verdict.details)
-    if (name == key) return value;
+    if (name == key) return value.text();
   return "(absent)";
 }
 

@@ -285,22 +285,6 @@ BOOST_AUTO_TEST_CASE(each_rule_names_the_key_and_the_line) {
   }
 }
 
-// The metrics endpoint is not built yet: asking for it is an error at the section, never a
-// setting silently ignored. Its keys are still checked.
-BOOST_AUTO_TEST_CASE(metrics_is_refused_until_it_is_built) {
-  auto errors = errorsOf(lines({"[metrics]", "listen = \"127.0.0.1:9025\""}));
-  BOOST_TEST_INFO(describe(errors));
-  BOOST_TEST_REQUIRE(errors.size() == 1u);
-  BOOST_TEST(errors[0].key == "metrics");
-  BOOST_TEST(errors[0].message.find("[metrics] is not supported yet") != std::string::npos);
-  errors = errorsOf(lines({"[metrics]", "listen = \"metrics.example.org:9025\""}));
-  BOOST_TEST_INFO(describe(errors));
-  BOOST_TEST_REQUIRE(errors.size() == 2u);
-  BOOST_TEST(errors[0].key == "metrics");
-  BOOST_TEST(errors[1].key == "metrics.listen");
-  BOOST_TEST(errors[1].message.find("not an IP address") != std::string::npos);
-}
-
 BOOST_AUTO_TEST_CASE(tls_settings_are_read) {
   Config config = load(lines({"[server]", "listen_tls = [\"127.0.0.1\"]", "require_tls = true", "[downstream]",
                               "address = \"10.0.0.5\"", "tls = \"required\"", "tls_name = \"mx.example.org\"",
@@ -344,6 +328,39 @@ BOOST_AUTO_TEST_CASE(bad_tls_settings_are_refused) {
       BOOST_TEST(errors[0].message.find(bad.message_part) != std::string::npos, errors[0].message);
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(metrics_listen_and_token) {
+  auto config = parseConfig(lines({"[metrics]", "listen = \"127.0.0.1:9100\""}), "test.toml");
+  BOOST_TEST_REQUIRE(config.has_value());
+  BOOST_TEST_REQUIRE(config->metrics.has_value());
+  BOOST_TEST(config->metrics->listen.text() == "127.0.0.1:9100");
+  BOOST_TEST(config->metrics->token_sha256.empty());
+
+  auto errors = errorsOf(lines({"[metrics]", "listen = \"metrics.example.org:9025\""}));
+  BOOST_TEST_INFO(describe(errors));
+  BOOST_TEST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].key == "metrics.listen");
+  BOOST_TEST(errors[0].message.find("not an IP address") != std::string::npos);
+
+  // Off loopback, only with a token: whoever reaches the port would see the traffic and the rules.
+  for (const char* address : {"0.0.0.0:9025", "192.0.2.7:9025", "[::]:9025"}) {
+    errors = errorsOf(lines({"[metrics]", std::string("listen = \"") + address + "\""}));
+    BOOST_TEST_INFO(address << ": " << describe(errors));
+    BOOST_TEST_REQUIRE(errors.size() == 1u);
+    BOOST_TEST(errors[0].key == "metrics.listen");
+    BOOST_TEST(errors[0].message.find("set metrics.token_sha256") != std::string::npos);
+  }
+  const std::string hash = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";  // sha256("test")
+  config = parseConfig(lines({"[metrics]", "listen = \"[::]:9025\"", "token_sha256 = \"" + hash + "\""}), "test.toml");
+  BOOST_TEST_REQUIRE(config.has_value());
+  BOOST_TEST(config->metrics->token_sha256 == "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+
+  errors = errorsOf(lines({"[metrics]", "listen = \"0.0.0.0:9025\"", "token_sha256 = \"secret\""}));
+  BOOST_TEST_INFO(describe(errors));
+  BOOST_TEST_REQUIRE(errors.size() == 1u);
+  BOOST_TEST(errors[0].key == "metrics.token_sha256");
+  BOOST_TEST(errors[0].message.find("64 hexadecimal digits") != std::string::npos);
 }
 
 
