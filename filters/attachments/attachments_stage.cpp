@@ -159,7 +159,7 @@ Verdict AttachmentsStage::inspect(const Policy& policy, std::string_view message
   }
   bool ours = !verdict.headers.empty();
   if (!ours) verdict.headers.push_back({std::string(warning_field), "", true});
-  verdict.details.emplace_back("files", std::to_string(inspector.filesInspected()));
+  verdict.details.emplace_back("files", inspector.filesInspected());
   std::vector<Details> listed;
   for (const auto& finding : findings)
     listed.push_back({{"kind", kindName(finding.kind)}, {"name", finding.name}, {"why", finding.why}});

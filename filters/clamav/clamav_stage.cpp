@@ -25,7 +25,7 @@ const Reply& unavailableReply() {
 
 void addDetails(Verdict& verdict, std::string_view result, uint64_t scanned_bytes) {
   verdict.details.emplace_back("result", std::string(result));
-  verdict.details.emplace_back("scanned_bytes", std::to_string(scanned_bytes));
+  verdict.details.emplace_back("scanned_bytes", scanned_bytes);
 }
 
 void removeIncoming(Verdict& verdict) {
@@ -126,7 +126,7 @@ struct Scan : std::enable_shared_from_this<Scan> {
       case ClamdReply::Kind::Virus: verdict = ClamavStage::virus(policy, reply.text, sent); break;
       case ClamdReply::Kind::Error: verdict = ClamavStage::trouble(policy, reply.text, sent); break;
     }
-    verdict.details.emplace_back("clamd_ms", std::to_string(clamdMs()));
+    verdict.details.emplace_back("clamd_ms", clamdMs());
     if (oversize) {
       verdict.details.emplace_back("oversize", "scan_prefix");
       verdict.reason += "; only the first " + std::to_string(limit) + " of " + std::to_string(message->size()) +

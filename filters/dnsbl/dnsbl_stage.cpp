@@ -120,7 +120,7 @@ Verdict DnsblStage::decide(const std::vector<ZoneAnswer>& answers, int threshold
                   {"for", listedThingName(answer.thing)},
                   {"item", answer.item},
                   {"result", zoneResultName(answer.result)},
-                  {"weight", std::to_string(answer.weight)}};
+                  {"weight", answer.weight}};
     std::string addresses;
     for (const auto& address : answer.addresses) addresses += (addresses.empty() ? "" : ",") + address;
     if (!addresses.empty()) entry.emplace_back("answer", addresses);
@@ -149,7 +149,7 @@ Verdict DnsblStage::decide(const std::vector<ZoneAnswer>& answers, int threshold
   }
   verdict.score = score;
   verdict.scored = true;
-  verdict.details = {{"threshold", std::to_string(threshold)}};
+  verdict.details = {{"threshold", threshold}};
   verdict.detail_lists.emplace_back("zones", std::move(zones));
   return verdict;
 }

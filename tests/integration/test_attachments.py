@@ -234,7 +234,7 @@ def test_pdf_and_zip_of_text_pass(attachments_gateway, sink):
     found = entry(record)
     assert found["verdict"] == "continue" and found["findings"] == [], found
     # report.pdf, notes.zip, and the two files inside it.
-    assert found["files"] == "4", found
+    assert found["files"] == 4, found
 
 
 def test_tag_action_delivers_with_a_warning(attachments_gateway, sink):

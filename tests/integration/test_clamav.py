@@ -58,7 +58,7 @@ def entry(record: dict, *, clamd_asked: bool = True) -> dict:
     assert len(found) == 1, record.get("stages")
     assert found[0]["phase"] == "data", found[0]
     # clamd's time is recorded when clamd was asked, and only then.
-    assert (int(found[0]["clamd_ms"]) >= 0) if clamd_asked else "clamd_ms" not in found[0], found[0]
+    assert (found[0]["clamd_ms"] >= 0) if clamd_asked else "clamd_ms" not in found[0], found[0]
     return found[0]
 
 
@@ -107,7 +107,7 @@ def test_virus_is_refused_with_the_signature_name(start_gateway, sink, clamd, ca
     found = entry(record)
     assert found["verdict"] == "reject", found
     assert found["signature"] == REPORTED and found["result"] == "virus", found
-    assert int(found["scanned_bytes"]) == len(content), found
+    assert found["scanned_bytes"] == len(content), found
     assert record["action"] == "reject"
 
 
@@ -123,7 +123,7 @@ def test_clean_message_passes_with_x_virus_scanned_and_forged_fields_removed(sta
     assert b"forged" not in data
     found = entry(record)
     assert found["verdict"] == "continue" and found["result"] == "clean", found
-    assert int(found["scanned_bytes"]) == len(content)
+    assert found["scanned_bytes"] == len(content)
 
 
 def test_on_virus_tag_delivers_with_x_virus_status(start_gateway, sink, clamd):
@@ -183,7 +183,7 @@ def test_hanging_clamd_is_a_tempfail_within_the_timeout(start_gateway, sink, tmp
         never_delivered(sink, content)
         found = entry(record)
         assert found["result"] == "error" and "did not answer" in found["reason"], found
-        assert int(found["scanned_bytes"]) == len(content), found
+        assert found["scanned_bytes"] == len(content), found
 
         # on_error = "accept" holds for a timeout too.
         gw = start_gateway(sink=sink, stages=[clamav_stage(hanging.path, timeout="1s", on_error="accept")])
@@ -210,7 +210,7 @@ def test_oversize_scan_prefix_scans_only_the_first_part(start_gateway, sink, cla
     data = delivered_once(sink, content)
     assert values(data, "X-Virus-Scanned") == ["clamav"]
     found = entry(record)
-    assert int(found["scanned_bytes"]) == 64 * 1024, found
+    assert found["scanned_bytes"] == 64 * 1024, found
     assert found["oversize"] == "scan_prefix", found
     assert "only the first 65536" in found["reason"], found
 
@@ -228,7 +228,7 @@ def test_oversize_error_is_handled_by_on_error(start_gateway, sink, clamd):
     assert reply.code == 451 and reply.text.startswith("4.7.0 "), reply
     never_delivered(sink, content)
     found = entry(record, clamd_asked=False)
-    assert found["oversize"] == "error" and int(found["scanned_bytes"]) == 0, found
+    assert found["oversize"] == "error" and found["scanned_bytes"] == 0, found
 
 
 def test_clamd_stream_limit_error_is_clamd_trouble(start_gateway, sink, tmp_path):

@@ -146,7 +146,7 @@ def test_weights_filters_and_the_threshold(dnsbl_gateway, sink):
     assert listed.record["recipients"][0]["address"] == RCPT
     assert listed.record["action"] == "reject"
     outcome = [o for o in dnsbl_outcomes(listed.record) if o["phase"] == "rcpt"][0]
-    assert outcome["verdict"] == "reject" and outcome["score"] == 3 and outcome["threshold"] == "3", outcome
+    assert outcome["verdict"] == "reject" and outcome["score"] == 3 and outcome["threshold"] == 3, outcome
     answers = zone_answers(listed.record)
     assert answers["bl1.example"]["result"] == "listed" and answers["bl1.example"]["answer"] == "127.0.0.2"
     assert answers["bl2.example"]["result"] == "not listed"

@@ -18,7 +18,7 @@ std::string headerValue(const Verdict& verdict, std::string_view name) {
 
 std::string detail(const Verdict& verdict, std::string_view key) {
   for (const auto& [name, value] : verdict.details)
-    if (name == key) return value;
+    if (name == key) return value.text();
   return "(absent)";
 }
 
