@@ -47,7 +47,7 @@ status=0
 echo "== tests (GCC Release)"
 ctest --test-dir build --output-on-failure || status=1
 echo "== tests (GCC Debug, AddressSanitizer + UndefinedBehaviorSanitizer)"
-ctest --test-dir build-asan --output-on-failure || status=1
+MAILGATE_TEST_PACE=2 ctest --test-dir build-asan --output-on-failure || status=1
 
 echo "== builds: clang 16 Debug + ThreadSanitizer, clang 16 Release (the gateway), the fuzz targets"
 if wait "$clang_builds"; then
