@@ -33,10 +33,10 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SWAKS = "/usr/bin/swaks"
 
-# How much slower the gateway under test runs than a release build (scripts/test.sh sets 2 for the
-# AddressSanitizer build, scripts/tsan.sh 8 for ThreadSanitizer): the few bounds on CPU time and on a verdict's wait scale with it, so that they
-# still tell a scan stopped at its budget from one that never stops, without failing on the
-# sanitizer's own cost.
+# How much slower the gateway under test runs than a release build (scripts/test.sh sets 2 for
+# the AddressSanitizer build, scripts/tsan.sh 8 for ThreadSanitizer): the few bounds on CPU time
+# and on a verdict's wait scale with it, so that they still tell a scan stopped at its budget from
+# one that never stops, without failing on the sanitizer's own cost.
 PACE = float(os.environ.get("MAILGATE_TEST_PACE", "1"))
 READY_TIMEOUT = 10.0  # the gateway must accept connections this soon after starting
 STOP_TIMEOUT = 15.0  # ... and exit this soon after SIGTERM
