@@ -15,7 +15,9 @@ namespace mailgate {
 class StreamConnection {
  public:
   virtual ~StreamConnection() = default;
-  // Queues bytes to send, in order; `written` (if any) runs once they have all left.
+  // Queues bytes to send, in order; `written` (if any) runs once they have all left. Once the
+  // peer has stopped reading, bytes are dropped and `written` never runs: what the peer answered
+  // before it closed still arrives, then `closed`.
   virtual void write(std::string bytes, std::move_only_function<void()> written = {}) = 0;
   // Closes the stream; no callback runs after this.
   virtual void close() = 0;

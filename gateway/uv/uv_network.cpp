@@ -25,7 +25,7 @@ class UvStream final : public StreamConnection, public std::enable_shared_from_t
   }
 
   void write(std::string bytes, std::move_only_function<void()> written) override {
-    if (closed_) return;
+    if (closed_ || !write_failure_.empty()) return;
     auto request = std::make_unique<Write>();
     request->bytes = std::move(bytes);
     request->written = std::move(written);
@@ -38,13 +38,13 @@ class UvStream final : public StreamConnection, public std::enable_shared_from_t
       auto keep = self->self_;
       if (self->closed_) return;
       if (result != 0) {
-        self->fail(std::string("write: ") + uv_strerror(result));
+        self->writeFailed(result);
         return;
       }
       if (owned->written) owned->written();
     });
     if (status != 0) {
-      fail(std::string("write: ") + uv_strerror(status));
+      writeFailed(status);
       return;
     }
     request.release();
@@ -133,12 +133,26 @@ class UvStream final : public StreamConnection, public std::enable_shared_from_t
           auto keep = stream->self_;
           if (stream->closed_ || nread == 0) return;
           if (nread < 0) {
-            stream->fail(nread == UV_EOF ? "closed by peer" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+            std::string why = nread == UV_EOF ? "closed by peer" : std::string("read: ") + uv_strerror(static_cast<int>(nread));
+            if (!stream->write_failure_.empty()) why += " (" + stream->write_failure_ + ")";
+            stream->fail(why);
             return;
           }
           if (stream->callbacks_.received) stream->callbacks_.received(std::string_view(buffer->base, static_cast<std::size_t>(nread)));
         });
     if (auto connected = std::move(self->callbacks_.connected)) connected("");
+  }
+
+  // A peer that stops reading and closes may have answered first (clamd's "INSTREAM size limit
+  // exceeded. ERROR" before it closes): its answer is still to be read, so a broken pipe only
+  // stops the writing, and the stream ends when the reading does. Other write errors end it now.
+  void writeFailed(int status) {
+    std::string why = std::string("write: ") + uv_strerror(status);
+    if (status != UV_EPIPE && status != UV_ECONNRESET) {
+      fail(why);
+      return;
+    }
+    if (write_failure_.empty()) write_failure_ = std::move(why);
   }
 
   // Reported on the next turn of the loop, so that connect() never calls back before it returns.
@@ -185,6 +199,7 @@ class UvStream final : public StreamConnection, public std::enable_shared_from_t
   bool closed_ = false;
   bool handles_closing_ = false;
   std::string pending_failure_;
+  std::string write_failure_;  // set once the peer stopped reading: later writes are dropped
   std::string read_buffer_;
 };
 

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -89,9 +90,26 @@ class Peer {
     });
   }
 
+  // Like clamd past StreamMaxLength: reads a little, answers once and closes with the rest unread.
+  void answerAndHangUp(std::string answer) {
+    ::listen(listener_, 1);
+    thread_ = std::thread([this, answer = std::move(answer)] {
+      int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) return;
+      char buffer[4096];
+      ssize_t got = ::recv(client, buffer, sizeof buffer, 0);
+      if (got > 0) received_octets += static_cast<std::size_t>(got);
+      while (!may_answer) std::this_thread::sleep_for(1ms);
+      ::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
+      saw_end = true;
+      ::close(client);
+    });
+  }
+
   std::string endpoint;
   std::atomic<std::size_t> received_octets{0};
   std::atomic<bool> saw_end{false};
+  std::atomic<bool> may_answer{false};
 
  private:
   Peer(int fd, std::string where) : endpoint(std::move(where)), listener_(fd) {}
@@ -195,6 +213,48 @@ BOOST_AUTO_TEST_CASE(a_session_that_ends_mid_exchange_closes_its_streams_and_cal
   loop.runUntil([&] { return peer.saw_end.load(); });
   BOOST_TEST(peer.saw_end);
   BOOST_TEST(calls_after_close == 0);
+}
+
+// The peer's answer is what tells why it stopped reading; a broken pipe on the next write (whose
+// failure libuv reports before it polls for reading) must not hide it.
+BOOST_AUTO_TEST_CASE(an_answer_sent_before_the_peer_stopped_reading_still_arrives) {
+  ::signal(SIGPIPE, SIG_IGN);  // as the gateway does: a peer that closed is an EPIPE on write
+  auto path = std::filesystem::temp_directory_path() / ("mailgate-uv-hangup-" + std::to_string(::getpid()));
+  std::filesystem::remove(path);
+  Peer peer = Peer::unixSocket(path.string());
+  peer.answerAndHangUp("INSTREAM size limit exceeded. ERROR");
+  Loop loop;
+  std::string answer, closed_reason = "not called";
+  bool closed = false, answer_before_close = false, late_write_done = false;
+  {
+    UvNetwork network(&loop.loop);
+    StreamCallbacks callbacks;
+    callbacks.connected = [](std::string_view) {};
+    callbacks.received = [&](std::string_view bytes) { answer += bytes; };
+    callbacks.closed = [&](std::string_view why) {
+      closed = true;
+      closed_reason = why;
+      answer_before_close = !answer.empty();
+    };
+    auto stream = network.connect(peer.endpoint, std::move(callbacks), 2000);
+    stream->write("first chunk");
+    loop.runUntil([&] { return peer.received_octets > 0; });
+    peer.may_answer = true;
+    // The loop does not run while the peer answers and hangs up, so the next write meets the
+    // broken pipe before the loop has read the answer.
+    for (int waited = 0; !peer.saw_end && waited < 5000; ++waited) std::this_thread::sleep_for(1ms);
+    BOOST_REQUIRE(peer.saw_end);
+    stream->write(std::string(64 * 1024, 'x'), [&] { late_write_done = true; });
+    loop.runUntil([&] { return closed; });
+    stream->write("after the peer left");  // dropped, not a second failure
+    loop.runUntil([] { return false; }, 50ms);
+  }
+  BOOST_TEST(closed);
+  BOOST_TEST(answer_before_close);
+  BOOST_TEST(answer == "INSTREAM size limit exceeded. ERROR");
+  BOOST_TEST(!late_write_done);
+  BOOST_TEST(closed_reason.find("write: broken pipe") != std::string::npos, closed_reason);
+  std::filesystem::remove(path);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
