@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <expected>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +12,8 @@
 #include "filters/builtin_stages.h"
 #include "gateway/commands/check_command.h"
 #include "gateway/config/config.h"
+#include "gateway/history/history_database.h"
+#include "gateway/history/history_reader.h"
 #include "gateway/commands/resolve_command.h"
 #include "gateway/logtool/log_command.h"
 #include "gateway/server.h"
@@ -42,6 +46,17 @@ void printNotices(const mailgate::Config& config) {
   for (const auto& notice : config.notices) std::fprintf(stderr, "%s: %s\n", config.source.c_str(), notice.c_str());
 }
 
+// `mailgate log --history`: the history's indexes narrow, the log command's filter decides.
+std::expected<void, std::string> searchHistory(const std::string& path, const mailgate::logtool::RecordFilter& filter,
+                                               const std::function<void(std::string_view)>& each) {
+  auto reader = mailgate::HistoryReader::open(path);
+  if (!reader) return std::unexpected(reader.error());
+  return reader->scan(filter, mailgate::HistoryScan{}, [&](int64_t, std::string_view line, const mailgate::logtool::LogRecord&) {
+    each(line);
+    return true;
+  });
+}
+
 int checkConfig(const std::string& path) {
   auto config = mailgate::loadConfig(path);
   if (!config) {
@@ -53,6 +68,12 @@ int checkConfig(const std::string& path) {
   if (auto errors = mailgate::checkTlsFiles(*config); !errors.empty()) {
     for (const auto& error : errors) std::fprintf(stderr, "%s: %s\n", path.c_str(), error.c_str());
     return 1;
+  }
+  if (config->history) {
+    if (auto problem = mailgate::checkHistoryPath(config->history->path); !problem.empty()) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), problem.c_str());
+      return 1;
+    }
   }
   auto pipeline = mailgate::buildPipeline(*config);
   if (!pipeline) {
@@ -120,7 +141,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "check") return checkCommand(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "rules") return rulesCommand(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "log")
-    return mailgate::logtool::runLogCommand(std::vector<std::string>(argv + 2, argv + argc));
+    return mailgate::logtool::runLogCommand(std::vector<std::string>(argv + 2, argv + argc), searchHistory);
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     std::string argument = argv[i];

@@ -16,6 +16,7 @@
 
 #include "filters/builtin_stages.h"
 #include "gateway/dns/dns_counters.h"
+#include "gateway/history/history_writer.h"
 #include "gateway/metrics/downstream_probe.h"
 #include "gateway/metrics/http_endpoint.h"
 #include "gateway/net/address_probe.h"
@@ -194,6 +195,18 @@ int runServer(Config config, std::optional<std::string> config_path) {
     return 1;
   }
 
+  // [history] is read at start only, as [metrics] is: a reload does not move the file.
+  std::shared_ptr<HistoryWriter> history;
+  if (current.history) {
+    auto started = HistoryWriter::start(*current.history);
+    if (!started) {
+      std::fprintf(stderr, "mailgate: %s\n", started.error().c_str());
+      return 1;
+    }
+    history = std::move(*started);
+    (*log)->setTap(history);
+  }
+
   SharedState shared(runtime->runtime, runtime->tls, std::move(*log));
   unsigned count = current.server.workers != 0 ? current.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<Worker>> workers;
@@ -227,7 +240,8 @@ int runServer(Config config, std::optional<std::string> config_path) {
       DnsCounts counts = dnsCounts();
       return std::pair{counts.questions, counts.cache_hits};
     });
-    auto started = HttpEndpoint::start(*current.metrics, shared.metrics(), std::move(readiness));
+    auto started = HttpEndpoint::start(*current.metrics, shared.metrics(), std::move(readiness),
+                                       current.history ? current.history->path : std::string());
     if (!started) {
       std::fprintf(stderr, "mailgate: %s\n", started.error().c_str());
       return 1;
@@ -273,6 +287,12 @@ int runServer(Config config, std::optional<std::string> config_path) {
   // The last records (those of the drain) reach the log before the process exits; a log still
   // stuck after the bound loses them, counted in the report below.
   shared.log().stop(DecisionLog::exit_drain_bound);
+  if (history) {
+    history->stop(DecisionLog::exit_drain_bound);
+    if (history->dropped() > 0)
+      std::fprintf(stderr, "mailgate: history %s: %llu records not stored (the log file has them)\n",
+                   current.history->path.c_str(), static_cast<unsigned long long>(history->dropped()));
+  }
   reportLogOverflow(controller);
   std::fprintf(stderr, "mailgate: stopped\n");
   return 0;

@@ -54,6 +54,10 @@ test_packages+=(logrotate)
 # against docs/decision-record.schema.json.
 test_packages+=(python3-jsonschema)
 
+# chromium, chromium-driver and python3-selenium: tests/integration/test_history_page.py drives
+# the decision-history page in a real headless browser (started by the test, on loopback).
+test_packages+=(chromium chromium-driver python3-selenium)
+
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
 

@@ -38,6 +38,7 @@ constexpr int64_t max_dns_retries = 10;  // each waits dns.timeout: more only de
 // Memory held per transaction before spilling to the spool file; above this, many concurrent
 // transactions could exhaust memory, which is what the spool file is there to avoid.
 constexpr uint64_t max_spool_memory = uint64_t{1} << 30;
+constexpr uint64_t min_history_size = uint64_t{1} << 20;
 
 constexpr std::string_view embedded_source = "<embedded default>";
 
@@ -94,6 +95,7 @@ class ConfigLoader {
   void readLog(Settings& table) { readNonEmpty(table, "path", config_.log.path); }
   void readTls(Settings& table);
   void readMetrics(Settings& table);
+  void readHistory(Settings& table);
   void readStages(Settings& root);
   void collect(const std::vector<ConfigError>& errors) {
     errors_.insert(errors_.end(), errors.begin(), errors.end());
@@ -130,6 +132,7 @@ std::expected<Config, std::vector<ConfigError>> ConfigLoader::load(std::string_v
   loader.section(*root, "log", &ConfigLoader::readLog);
   loader.section(*root, "tls", &ConfigLoader::readTls);
   loader.section(*root, "metrics", &ConfigLoader::readMetrics);
+  loader.section(*root, "history", &ConfigLoader::readHistory);
   loader.readStages(*root);
   // TLS on the client's side needs a certificate to serve.
   if (!loader.config_.tls) {
@@ -335,6 +338,21 @@ void ConfigLoader::readMetrics(Settings& table) {
   config_.metrics = std::move(metrics);
 }
 
+void ConfigLoader::readHistory(Settings& table) {
+  HistoryConfig history;
+  auto path = required(table, "path", "\"/var/lib/mailgate/history.sqlite\"", [&] { return table.string("path"); });
+  if (path && path->empty()) table.fail("path", "must not be empty");
+  readDuration(table, "retention", history.retention);
+  if (auto size = table.size("max_size")) {
+    // SQLite needs room for its own pages and a batch in flight; less than this holds nothing useful.
+    if (*size < min_history_size) table.fail("max_size", "must be at least 1MiB");
+    else history.max_size = *size;
+  }
+  if (!path || path->empty()) return;
+  history.path = std::move(*path);
+  config_.history = std::move(history);
+}
+
 void ConfigLoader::readStages(Settings& root) {
   std::size_t errors_before = root.errors().size();
   std::vector<Settings> tables = root.tables("stage");
@@ -480,6 +498,12 @@ path = "-"                              # one JSON line per transaction; "-": st
 # [metrics]                              # Prometheus /metrics, /healthz, /readyz over HTTP
 # listen = "127.0.0.1:9025"
 # token_sha256 = "..."                   # required off loopback: sha256sum of the bearer token
+                                         # (or of the password, HTTP Basic, for the history page)
+
+# [history]                              # decisions kept in SQLite: `mailgate log --history`, and
+# path = "var/history.sqlite"            # the page http://127.0.0.1:9025/history with [metrics]
+# retention = "30d"                      # older decisions are deleted
+# max_size = "1GiB"                      # past it, the oldest decisions are deleted first
 
 [[stage]]
 type = "size_limit"

@@ -163,6 +163,14 @@ struct TlsConfig {
   std::string ciphersuites;  // TLS 1.3 suites; empty: OpenSSL's default
 };
 
+// The decision history (gateway/history/): every record also kept in SQLite, for `mailgate log
+// --history` and the web page of [metrics]. Absent: no history.
+struct HistoryConfig {
+  std::string path;                                    // the SQLite file, created when missing
+  Duration retention = std::chrono::hours(24 * 30);    // older decisions are deleted
+  uint64_t max_size = uint64_t{1} << 30;               // past it, the oldest decisions go first
+};
+
 struct MetricsConfig {
   HostPort listen;
   std::string token_sha256;  // lower-case hex; empty: no token asked for (loopback only)
@@ -178,6 +186,7 @@ struct Config {
   LogConfig log;
   std::optional<TlsConfig> tls;
   std::optional<MetricsConfig> metrics;
+  std::optional<HistoryConfig> history;
   std::vector<StageSpec> stages;
   // What the loader decided in the operator's place, to be said where the config is checked or
   // started: "no [[stage]]: using the default size_limit of 25 MiB".

@@ -155,6 +155,7 @@ DecisionLog::~DecisionLog() { stop(exit_drain_bound); }
 void DecisionLog::write(const nlohmann::json& record) {
   // Invalid UTF-8 from a client (HELO, addresses) must not make the record unwritable.
   std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (tap_) tap_->take(line);
   line += '\n';
   Writer& writer = *writer_;
   bool was_empty = false;

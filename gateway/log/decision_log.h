@@ -22,6 +22,14 @@
 
 namespace mailgate {
 
+// Something else that keeps every record (the decision history): given each record's line on the
+// thread that wrote it, so it must queue and return, never wait.
+class RecordTap {
+ public:
+  virtual ~RecordTap() = default;
+  virtual void take(std::string_view line) = 0;
+};
+
 class DecisionLog {
  public:
   // Records waiting for the writer: what absorbs a log that is slow for a while (a busy disk, a
@@ -41,6 +49,8 @@ class DecisionLog {
 
   // Thread-safe and never blocks on I/O: the record is queued, or counted in dropped().
   void write(const nlohmann::json& record);
+  // Every record written from now on also goes to `tap`. Set before the event loops start.
+  void setTap(std::shared_ptr<RecordTap> tap) { tap_ = std::move(tap); }
   // Thread-safe: the writer opens `path` anew (log rotation; "-" is standard output) after the
   // records queued so far, which go to the old file. An error keeps the old file and is reported
   // on standard error.
@@ -64,6 +74,7 @@ class DecisionLog {
   DecisionLog(std::string path, std::shared_ptr<Writer> writer);
 
   std::string path_;
+  std::shared_ptr<RecordTap> tap_;
   // Shared with the writer thread, which outlives this object when a stuck log is abandoned at
   // exit (a thread blocked in write(2) cannot be joined).
   std::shared_ptr<Writer> writer_;

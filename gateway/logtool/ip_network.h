@@ -29,6 +29,9 @@ class IpNetwork {
 
   bool contains(const IpAddress& address) const;
   bool contains(std::string_view address) const;
+  // For an index to narrow by (the decision history).
+  const IpAddress& base() const { return base_; }
+  unsigned prefix() const { return prefix_; }
 
  private:
   IpAddress base_;

@@ -106,9 +106,50 @@ void installInterruptHandlers() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
+// --history's file: the one named, or else the [history] of --config FILE.
+std::expected<std::string, std::string> historyPathOf(const LogOptions& options) {
+  if (!options.history->empty()) return *options.history;
+  if (!options.config_path) return std::unexpected("--history needs the file: --history=FILE, or --config FILE with a [history] table");
+  auto config = loadConfig(*options.config_path);
+  if (!config) return std::unexpected(config.error().front().text());
+  if (!config->history) return std::unexpected(*options.config_path + " has no [history] table");
+  return config->history->path;
+}
+
+int searchHistory(const LogOptions& options, const HistorySearch& search_history) {
+  auto path = historyPathOf(options);
+  if (!path) {
+    std::fprintf(stderr, "mailgate log: %s\n", path.error().c_str());
+    return 1;
+  }
+  if (!search_history) {
+    std::fprintf(stderr, "mailgate log: --history is not available in this build\n");
+    return 1;
+  }
+  std::setvbuf(stdout, nullptr, _IOFBF, output_buffer_octets);
+  LogQuery query(options);
+  Selector selector(options);
+  Selection selection;
+  std::size_t held = 0;
+  auto searched = search_history(*path, options.filter, [&](std::string_view line) {
+    selector.line(line, selection);
+    if (++held == TableWriter::batch_rows) {
+      query.take(std::exchange(selection, Selection{}));
+      held = 0;
+    }
+  });
+  query.take(std::move(selection));
+  query.finish();
+  if (!searched) {
+    std::fprintf(stderr, "mailgate log: %s\n", searched.error().c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
-int runLogCommand(const std::vector<std::string>& arguments) {
+int runLogCommand(const std::vector<std::string>& arguments, const HistorySearch& search_history) {
   auto options = parseLogArguments(arguments, currentTime());
   if (!options) {
     std::fprintf(stderr, "mailgate log: %s\n%s", options.error().c_str(), log_usage);
@@ -119,6 +160,7 @@ int runLogCommand(const std::vector<std::string>& arguments) {
     std::fputs(log_help, stdout);
     return 0;
   }
+  if (options->history) return searchHistory(*options, search_history);
   auto inputs = inputsOf(*options);
   if (!inputs) {
     std::fprintf(stderr, "mailgate log: %s\n", inputs.error().c_str());

@@ -11,7 +11,7 @@ const char* const log_usage =
     "usage: mailgate log [FILES...] [--since T] [--until T] [--action A[,B]] [--from ADDR|DOMAIN]\n"
     "                    [--to ADDR|DOMAIN] [--client IP|CIDR] [--subject TEXT] [--message-id ID]\n"
     "                    [--stage NAME] [--rule NAME] [--json | --summary [--top N]] [--follow] [--wide]\n"
-    "                    [--config FILE] [WORDS...] [-- WORDS...]\n";
+    "                    [--config FILE] [--history[=FILE]] [WORDS...] [-- WORDS...]\n";
 
 const char* const log_help =
     "  FILES  plain or gzip, read oldest first; -: standard input; none: --config FILE's log.path\n"
@@ -24,7 +24,9 @@ const char* const log_help =
     "  --stage  the stage that decided (also smtp, downstream); --rule  a rule that hit\n"
     "  WORDS  each anywhere in the raw JSON line, any case\n"
     "  table (default; --wide: nothing cut), --json: the records as they are, --summary: counts\n"
-    "  --follow (-f): then print records as they are appended, until interrupted\n";
+    "  --follow (-f): then print records as they are appended, until interrupted\n"
+    "  --history: search the decision history ([history] of --config FILE, or FILE) with its\n"
+    "         indexes instead of reading logs; the same filters and output\n";
 
 namespace {
 
@@ -88,8 +90,13 @@ std::expected<LogOptions, std::string> parseLogArguments(const std::vector<std::
     if (takes_value && !has_inline_value) {
       if (i + 1 >= arguments.size()) return std::unexpected(argument + " needs a value");
       value = arguments[++i];
-    } else if (!takes_value && has_inline_value) {
+    } else if (!takes_value && has_inline_value && argument != "--history") {
       return std::unexpected(argument + " takes no value");
+    }
+    if (argument == "--history") {
+      if (has_inline_value && value.empty()) return std::unexpected("--history=: name the history file");
+      options.history = value;
+      continue;
     }
     if (argument == "--help" || argument == "-h") options.help = true;
     else if (argument == "--json") options.json = true;
@@ -125,6 +132,9 @@ std::expected<LogOptions, std::string> parseLogArguments(const std::vector<std::
     }
   }
   if (options.follow && options.summary) return std::unexpected("--follow and --summary do not go together");
+  if (options.history && options.follow) return std::unexpected("--history and --follow do not go together");
+  if (options.history && !options.files.empty())
+    return std::unexpected("--history searches the history, not FILES: give one or the other");
   return options;
 }
 

@@ -17,6 +17,8 @@ struct LogOptions {
 
   std::vector<std::string> files;  // "-": standard input
   std::optional<std::string> config_path;
+  // --history: search the decision history instead of files; "" until resolved from --config.
+  std::optional<std::string> history;
   RecordFilter filter;
   bool json = false;
   bool summary = false;

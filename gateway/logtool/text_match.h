@@ -29,11 +29,15 @@ class CaseInsensitiveNeedle {
 // (that domain and its subdomains), "<>" (the null sender, RFC 5321 §4.5.5).
 class AddressPattern {
  public:
+  enum class Kind { Address, Domain, Null };
+
   static std::expected<AddressPattern, std::string> parse(std::string_view text);
   bool matches(std::string_view address) const;
+  // For an index to narrow by (the decision history): the folded address or domain.
+  Kind kind() const { return kind_; }
+  const std::string& text() const { return text_; }
 
  private:
-  enum class Kind { Address, Domain, Null };
   Kind kind_ = Kind::Address;
   std::string text_;  // folded address or domain
 };

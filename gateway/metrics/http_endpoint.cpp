@@ -15,7 +15,21 @@ MHD_Result send(MHD_Connection* connection, unsigned status, std::string_view bo
   MhdResponse response(MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY));
   if (!response) return MHD_NO;
   MHD_add_response_header(response.get(), MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-  if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(response.get(), MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+  if (std::string_view(content_type).starts_with("text/html")) {
+    // The page shows what senders wrote (subjects, addresses): escaped, and no script may run nor
+    // anything load from elsewhere should an escape ever be missed.
+    MHD_add_response_header(response.get(), "Content-Security-Policy",
+                            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'");
+    MHD_add_response_header(response.get(), "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(response.get(), "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(response.get(), MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  }
+  if (status == MHD_HTTP_UNAUTHORIZED) {
+    // Scripts send the token as a bearer token (RFC 6750); a browser asks for it as the password
+    // of Basic authentication (RFC 7617), any user name.
+    MHD_add_response_header(response.get(), MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    MHD_add_response_header(response.get(), MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"mailgate\", charset=\"UTF-8\"");
+  }
   return MHD_queue_response(connection, status, response.get());
 }
 
@@ -32,15 +46,41 @@ std::string sha256Hex(std::string_view text) {
   return out;
 }
 
+// The secret a request carries: a bearer token, or the password of Basic authentication.
+std::optional<std::string> presentedSecret(std::string_view header) {
+  constexpr std::string_view bearer = "Bearer ", basic = "Basic ";
+  auto starts = [&](std::string_view scheme) {
+    return header.size() > scheme.size() && strncasecmp(header.data(), scheme.data(), scheme.size()) == 0;
+  };
+  if (starts(bearer)) return std::string(header.substr(bearer.size()));
+  if (!starts(basic)) return std::nullopt;
+  std::string_view encoded = header.substr(basic.size());
+  if (encoded.size() > 1024 || encoded.size() % 4 != 0) return std::nullopt;
+  std::string decoded(encoded.size() / 4 * 3, '\0');
+  int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                               reinterpret_cast<const unsigned char*>(encoded.data()), static_cast<int>(encoded.size()));
+  if (length < 0) return std::nullopt;
+  // EVP_DecodeBlock counts the padding's zero octets in; the user:password text has none.
+  decoded.resize(static_cast<std::size_t>(length));
+  while (!decoded.empty() && decoded.back() == '\0') decoded.pop_back();
+  auto colon = decoded.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return decoded.substr(colon + 1);
+}
+
 }  // namespace
 
-HttpEndpoint::HttpEndpoint(const MetricsConfig& config, const Metrics& metrics, Readiness readiness)
-    : token_sha256_(config.token_sha256), metrics_(metrics), readiness_(std::move(readiness)) {}
+HttpEndpoint::HttpEndpoint(const MetricsConfig& config, const Metrics& metrics, Readiness readiness,
+                           std::string history_path)
+    : token_sha256_(config.token_sha256), metrics_(metrics), readiness_(std::move(readiness)) {
+  if (!history_path.empty()) history_page_.emplace(std::move(history_path));
+}
 
 std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(const MetricsConfig& config,
                                                                               const Metrics& metrics,
-                                                                              Readiness readiness) {
-  auto endpoint = std::make_unique<HttpEndpoint>(config, metrics, std::move(readiness));
+                                                                              Readiness readiness,
+                                                                              std::string history_path) {
+  auto endpoint = std::make_unique<HttpEndpoint>(config, metrics, std::move(readiness), std::move(history_path));
   sockaddr_storage address{};
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
   const std::string& host = config.listen.host;
@@ -84,10 +124,9 @@ bool HttpEndpoint::authorized(MHD_Connection* connection) const {
   if (token_sha256_.empty()) return true;
   const char* header = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
   if (header == nullptr) return false;
-  std::string_view value(header);
-  constexpr std::string_view scheme = "Bearer ";  // RFC 6750 §2.1
-  if (value.size() <= scheme.size() || strncasecmp(value.data(), scheme.data(), scheme.size()) != 0) return false;
-  std::string given = sha256Hex(value.substr(scheme.size()));
+  auto secret = presentedSecret(header);
+  if (!secret) return false;
+  std::string given = sha256Hex(*secret);
   // Compared in constant time: a timing difference would tell an attacker how much of a guess
   // matched (of the hash, which is little, but costs nothing to deny).
   return given.size() == token_sha256_.size() && CRYPTO_memcmp(given.data(), token_sha256_.data(), given.size()) == 0;
@@ -104,7 +143,16 @@ MHD_Result HttpEndpoint::answer(MHD_Connection* connection, std::string_view url
     if (problem.empty()) return send(connection, MHD_HTTP_OK, "ready\n", text);
     return send(connection, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: " + problem + "\n", text);
   }
-  return send(connection, MHD_HTTP_NOT_FOUND, "not found: /metrics, /healthz, /readyz\n", text);
+  if (url == "/history" || url.starts_with("/history/")) {
+    if (!history_page_) return send(connection, MHD_HTTP_NOT_FOUND, "no decision history: add a [history] table to the configuration\n", text);
+    PageReply reply = history_page_->answer(url, [connection](const char* name) -> std::optional<std::string> {
+      const char* value = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, name);
+      if (value == nullptr) return std::nullopt;
+      return std::string(value);
+    });
+    return send(connection, reply.status, reply.body, reply.content_type);
+  }
+  return send(connection, MHD_HTTP_NOT_FOUND, "not found: /metrics, /healthz, /readyz, /history\n", text);
 }
 
 }  // namespace mailgate

@@ -1,5 +1,6 @@
 #pragma once
-// The HTTP listener of [metrics]: /metrics (Prometheus text format), /healthz, /readyz.
+// The HTTP listener of [metrics]: /metrics (Prometheus text format), /healthz, /readyz, and with
+// [history] the decision-history page under /history (gateway/history/history_page.h).
 //
 // Built on libmicrohttpd (Debian's libmicrohttpd-dev): a C library maintained for two decades,
 // which parses HTTP itself (no hand-written parser here) and serves from its own thread, so a
@@ -10,10 +11,12 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gateway/c/microhttpd.h"
 #include "gateway/config/config.h"
+#include "gateway/history/history_page.h"
 #include "gateway/metrics/metrics.h"
 
 namespace mailgate {
@@ -29,10 +32,12 @@ class HttpEndpoint {
   // listener's thread.
   using Readiness = std::function<std::string()>;
 
-  // Listens on config.listen; `metrics` must outlive the endpoint.
+  // Listens on config.listen; `metrics` must outlive the endpoint. `history_path`: the decision
+  // history the page reads, empty when there is none.
   static std::expected<std::unique_ptr<HttpEndpoint>, std::string> start(const MetricsConfig& config,
-                                                                         const Metrics& metrics, Readiness readiness);
-  HttpEndpoint(const MetricsConfig& config, const Metrics& metrics, Readiness readiness);
+                                                                         const Metrics& metrics, Readiness readiness,
+                                                                         std::string history_path = {});
+  HttpEndpoint(const MetricsConfig& config, const Metrics& metrics, Readiness readiness, std::string history_path);
 
  private:
   static MHD_Result onRequest(void* self, MHD_Connection* connection, const char* url, const char* method,
@@ -44,6 +49,7 @@ class HttpEndpoint {
   std::string token_sha256_;
   const Metrics& metrics_;
   Readiness readiness_;
+  std::optional<HistoryPage> history_page_;  // used on the listener's one thread only
   MhdDaemon daemon_;  // last: stopped (its thread joined) before the members it uses go
 };
 
