@@ -202,35 +202,22 @@ std::string htmlEscaped(std::string_view text) {
   return out;
 }
 
-HistoryReader* HistoryPage::reader(std::string& problem) {
-  if (!reader_) {
-    auto opened = HistoryReader::open(path_);
-    if (!opened) {
-      problem = opened.error();
-      return nullptr;
-    }
-    reader_.emplace(std::move(*opened));
-  }
-  return &*reader_;
-}
-
-PageReply HistoryPage::answer(std::string_view url, const Argument& argument) {
+PageReply HistoryPage::answer(std::string_view url, const Argument& argument) const {
   if (url == "/history" || url == "/history/") return search(argument);
   if (url == "/history/decision") return decision(argument);
   if (url == "/history/summary") return summary(argument);
   return {404, pageHead("Not found") + "<p>No such page: /history, /history/decision?id=N, /history/summary.</p>" + page_end};
 }
 
-PageReply HistoryPage::search(const Argument& argument) {
+PageReply HistoryPage::search(const Argument& argument) const {
   auto start = Clock::now();
   auto parsed = searchFrom(argument, false);
   if (!parsed) {
     return {400, pageHead("Decision history") + searchForm(nullptr, "/history") + "<p class=\"error\" id=\"error\">" +
                      htmlEscaped(parsed.error()) + "</p>" + page_end};
   }
-  std::string problem;
-  HistoryReader* history = reader(problem);
-  if (history == nullptr) return {503, pageHead("Decision history") + "<p class=\"error\">" + htmlEscaped(problem) + "</p>" + page_end};
+  auto history = HistoryReader::open(path_);
+  if (!history) return {503, pageHead("Decision history") + "<p class=\"error\">" + htmlEscaped(history.error()) + "</p>" + page_end};
 
   HistoryScan order;
   order.before_id = idArgument(argument, "before");
@@ -270,12 +257,11 @@ PageReply HistoryPage::search(const Argument& argument) {
   return {200, std::move(body)};
 }
 
-PageReply HistoryPage::decision(const Argument& argument) {
+PageReply HistoryPage::decision(const Argument& argument) const {
   auto id = idArgument(argument, "id");
   if (!id) return {400, pageHead("Decision") + "<p class=\"error\">?id= needs a decision's number</p>" + page_end};
-  std::string problem;
-  HistoryReader* history = reader(problem);
-  if (history == nullptr) return {503, pageHead("Decision") + "<p class=\"error\">" + htmlEscaped(problem) + "</p>" + page_end};
+  auto history = HistoryReader::open(path_);
+  if (!history) return {503, pageHead("Decision") + "<p class=\"error\">" + htmlEscaped(history.error()) + "</p>" + page_end};
   auto line = history->record(*id);
   if (!line) return {404, pageHead("Decision") + "<p class=\"error\">No decision " + std::to_string(*id) + " (past the retention?)</p>" + page_end};
   nlohmann::json record = nlohmann::json::parse(*line, nullptr, false);
@@ -342,16 +328,15 @@ PageReply HistoryPage::decision(const Argument& argument) {
   return {200, std::move(body)};
 }
 
-PageReply HistoryPage::summary(const Argument& argument) {
+PageReply HistoryPage::summary(const Argument& argument) const {
   auto start = Clock::now();
   auto parsed = searchFrom(argument, true);
   if (!parsed) {
     return {400, pageHead("Summary") + searchForm(nullptr, "/history/summary") + "<p class=\"error\" id=\"error\">" +
                      htmlEscaped(parsed.error()) + "</p>" + page_end};
   }
-  std::string problem;
-  HistoryReader* history = reader(problem);
-  if (history == nullptr) return {503, pageHead("Summary") + "<p class=\"error\">" + htmlEscaped(problem) + "</p>" + page_end};
+  auto history = HistoryReader::open(path_);
+  if (!history) return {503, pageHead("Summary") + "<p class=\"error\">" + htmlEscaped(history.error()) + "</p>" + page_end};
   logtool::LogSummary tally;
   auto scanned = history->scan(parsed->options.filter, HistoryScan{},
                                [&](int64_t, std::string_view, const logtool::LogRecord& record) {

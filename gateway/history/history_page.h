@@ -26,22 +26,21 @@ class HistoryPage {
   // Rows on one page of results.
   static constexpr std::size_t page_rows = 50;
 
-  // `path`: the history file; opened at the first request (the gateway's writer creates it).
+  // `path`: the history file, opened read-only for each request (the gateway's writer creates it).
   explicit HistoryPage(std::string path) : path_(std::move(path)) {}
 
   // A query argument's value (URL-decoded), or nullopt when absent.
   using Argument = std::function<std::optional<std::string>(const char* name)>;
-  // Not thread-safe: one caller at a time (the listener's one thread).
-  PageReply answer(std::string_view url, const Argument& argument);
+  // Thread-safe: each request reads through a connection of its own (SQLite's WAL lets them all
+  // read while the gateway writes), so a long summary never holds up another request.
+  PageReply answer(std::string_view url, const Argument& argument) const;
 
  private:
-  PageReply search(const Argument& argument);
-  PageReply decision(const Argument& argument);
-  PageReply summary(const Argument& argument);
-  HistoryReader* reader(std::string& problem);
+  PageReply search(const Argument& argument) const;
+  PageReply decision(const Argument& argument) const;
+  PageReply summary(const Argument& argument) const;
 
   std::string path_;
-  std::optional<HistoryReader> reader_;
 };
 
 // &, <, >, " and ' as entities.

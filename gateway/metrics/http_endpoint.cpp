@@ -82,7 +82,9 @@ std::expected<std::unique_ptr<HttpEndpoint>, std::string> HttpEndpoint::start(co
                                                                               std::string history_path) {
   auto endpoint = std::make_unique<HttpEndpoint>(config, metrics, std::move(readiness), std::move(history_path));
   sockaddr_storage address{};
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+  // A thread per connection: a history summary over a day of decisions takes seconds, and must
+  // not hold up a scrape or a readiness probe behind it.
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG;
   const std::string& host = config.listen.host;
   if (host.find(':') != std::string::npos) {
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);

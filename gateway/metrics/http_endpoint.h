@@ -3,8 +3,9 @@
 // [history] the decision-history page under /history (gateway/history/history_page.h).
 //
 // Built on libmicrohttpd (Debian's libmicrohttpd-dev): a C library maintained for two decades,
-// which parses HTTP itself (no hand-written parser here) and serves from its own thread, so a
-// scrape or a slow /readyz probe never runs on the gateway's event loops. cpp-httplib would do the
+// which parses HTTP itself (no hand-written parser here) and serves from threads of its own (one
+// per connection, at most max_http_connections), so a scrape, a slow /readyz probe or a long
+// history search never runs on the gateway's event loops, nor waits behind one another. cpp-httplib would do the
 // same but is a header of 10,000 lines compiled into every unit that includes it; Boost.Beast
 // needs an Asio loop of its own beside libuv's.
 
@@ -29,7 +30,7 @@ constexpr unsigned http_connection_timeout_seconds = 10;
 class HttpEndpoint {
  public:
   // Ready: "" when the gateway can take mail, else why not (the 503's body). Called on the
-  // listener's thread.
+  // listener's threads, several at once.
   using Readiness = std::function<std::string()>;
 
   // Listens on config.listen; `metrics` must outlive the endpoint. `history_path`: the decision
@@ -49,7 +50,7 @@ class HttpEndpoint {
   std::string token_sha256_;
   const Metrics& metrics_;
   Readiness readiness_;
-  std::optional<HistoryPage> history_page_;  // used on the listener's one thread only
+  std::optional<HistoryPage> history_page_;
   MhdDaemon daemon_;  // last: stopped (its thread joined) before the members it uses go
 };
 
