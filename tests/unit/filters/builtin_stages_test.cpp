@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "filters/builtin_stages.h"
+#include "tests/unit/config_text.h"
 
 namespace mailgate {
 namespace {
@@ -11,13 +12,7 @@ namespace {
 // A resolver that is never asked: building a pipeline sends no query.
 constexpr std::string_view dns_table = "[dns]\nservers = [\"127.0.0.1:53\"]\n";  // lines 1-2
 
-Config load(const std::string& text) {
-  auto config = parseConfig(text, "test.toml");
-  if (!config)
-    for (const auto& error : config.error()) BOOST_TEST_MESSAGE(error.text());
-  BOOST_REQUIRE(config.has_value());
-  return std::move(*config);
-}
+Config load(const std::string& text) { return test::loadConfigText(text); }
 
 std::vector<ConfigError> buildErrors(const std::string& text) {
   Config config = load(text);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/config/config.h"
+#include "tests/unit/config_text.h"
 
 namespace mailgate {
 namespace {
@@ -23,13 +24,7 @@ std::string lines(std::initializer_list<std::string_view> list) {
   return text;
 }
 
-Config load(const std::string& text) {
-  auto config = parseConfig(text, "test.toml");
-  if (!config)
-    for (const auto& error : config.error()) BOOST_TEST_MESSAGE(error.text());
-  BOOST_REQUIRE(config.has_value());
-  return std::move(*config);
-}
+Config load(const std::string& text) { return test::loadConfigText(text); }
 
 std::vector<ConfigError> errorsOf(const std::string& text) {
   auto config = parseConfig(text, "test.toml");

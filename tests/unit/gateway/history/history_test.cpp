@@ -3,8 +3,6 @@
 // size bounds delete the oldest decisions.
 #include <boost/test/unit_test.hpp>
 
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -18,21 +16,12 @@
 #include "gateway/history/history_reader.h"
 #include "gateway/history/history_writer.h"
 #include "gateway/logtool/log_options.h"
+#include "tests/unit/temp_directory.h"
 
 namespace mailgate {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct TempFolder {
-  std::filesystem::path path;
-  TempFolder() {
-    path = std::filesystem::temp_directory_path() / ("mailgate-history-" + std::to_string(::getpid()) + "-" +
-                                                     std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempFolder() { std::filesystem::remove_all(path); }
-};
 
 std::string transaction(const std::string& time, const std::string& ip, const std::string& sender,
                         std::vector<std::string> recipients, const std::string& action, const std::string& subject,
@@ -109,9 +98,9 @@ logtool::RecordFilter filterOf(std::vector<std::string> arguments) {
 BOOST_AUTO_TEST_SUITE(history)
 
 BOOST_AUTO_TEST_CASE(every_search_finds_what_the_log_filter_finds) {
-  TempFolder folder;
-  auto lines = store(folder.path / "h.sqlite", sampleRecords());
-  auto reader = HistoryReader::open((folder.path / "h.sqlite").string());
+  test::TempDirectory folder("mailgate-history");
+  auto lines = store(std::filesystem::path(folder.path()) / "h.sqlite", sampleRecords());
+  auto reader = HistoryReader::open((std::filesystem::path(folder.path()) / "h.sqlite").string());
   BOOST_REQUIRE(reader.has_value());
   const std::vector<std::pair<std::vector<std::string>, std::size_t>> queries = {
       {{}, 5},
@@ -146,9 +135,9 @@ BOOST_AUTO_TEST_CASE(every_search_finds_what_the_log_filter_finds) {
 }
 
 BOOST_AUTO_TEST_CASE(pages_go_back_and_forth_by_id) {
-  TempFolder folder;
-  auto lines = store(folder.path / "h.sqlite", sampleRecords());
-  auto reader = HistoryReader::open((folder.path / "h.sqlite").string());
+  test::TempDirectory folder("mailgate-history");
+  auto lines = store(std::filesystem::path(folder.path()) / "h.sqlite", sampleRecords());
+  auto reader = HistoryReader::open((std::filesystem::path(folder.path()) / "h.sqlite").string());
   BOOST_REQUIRE(reader.has_value());
   logtool::RecordFilter all;
   HistoryScan newest_first;
@@ -169,9 +158,9 @@ BOOST_AUTO_TEST_CASE(pages_go_back_and_forth_by_id) {
 }
 
 BOOST_AUTO_TEST_CASE(the_size_bound_deletes_the_oldest_and_keeps_the_newest) {
-  TempFolder folder;
+  test::TempDirectory folder("mailgate-history");
   HistoryConfig config;
-  config.path = (folder.path / "h.sqlite").string();
+  config.path = (std::filesystem::path(folder.path()) / "h.sqlite").string();
   config.max_size = 1 << 20;
   config.retention = std::chrono::hours(24 * 365 * 100);
   auto writer = HistoryWriter::start(config);
@@ -218,21 +207,21 @@ BOOST_AUTO_TEST_CASE(keys_order_networks_and_domains_as_ranges) {
 }
 
 BOOST_AUTO_TEST_CASE(check_history_path_names_the_mistake_and_creates_nothing) {
-  TempFolder folder;
-  BOOST_TEST(checkHistoryPath((folder.path / "h.sqlite").string()) == "");
-  BOOST_TEST(!std::filesystem::exists(folder.path / "h.sqlite"));
-  BOOST_TEST(checkHistoryPath((folder.path / "no" / "h.sqlite").string()).find("no folder") != std::string::npos);
-  BOOST_TEST(checkHistoryPath(folder.path.string()).find("is a folder") != std::string::npos);
+  test::TempDirectory folder("mailgate-history");
+  BOOST_TEST(checkHistoryPath((std::filesystem::path(folder.path()) / "h.sqlite").string()) == "");
+  BOOST_TEST(!std::filesystem::exists(std::filesystem::path(folder.path()) / "h.sqlite"));
+  BOOST_TEST(checkHistoryPath((std::filesystem::path(folder.path()) / "no" / "h.sqlite").string()).find("no folder") != std::string::npos);
+  BOOST_TEST(checkHistoryPath(folder.path()).find("is a folder") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_page_escapes_what_senders_wrote) {
   BOOST_TEST(htmlEscaped("<script>alert('x')</script> & \"q\"") ==
              "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;");
-  TempFolder folder;
-  store(folder.path / "h.sqlite",
+  test::TempDirectory folder("mailgate-history");
+  store(std::filesystem::path(folder.path()) / "h.sqlite",
         {transaction("2026-12-07T10:00:00.000Z", "192.0.2.7", "a\"><img src=x>@example.com", {"b@example.org"}, "accept",
                      "<script>alert(1)</script>")});
-  HistoryPage page((folder.path / "h.sqlite").string());
+  HistoryPage page((std::filesystem::path(folder.path()) / "h.sqlite").string());
   auto none = [](const char*) -> std::optional<std::string> { return std::nullopt; };
   PageReply reply = page.answer("/history", none);
   BOOST_TEST(reply.status == 200u);
