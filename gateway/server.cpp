@@ -240,6 +240,8 @@ int runServer(Config config, std::optional<std::string> config_path) {
       DnsCounts counts = dnsCounts();
       return std::pair{counts.questions, counts.cache_hits};
     });
+    if (history)
+      shared.metrics().readHistoryCountsFrom([writer = history.get()] { return std::pair{writer->stored(), writer->dropped()}; });
     auto started = HttpEndpoint::start(*current.metrics, shared.metrics(), std::move(readiness),
                                        current.history ? current.history->path : std::string());
     if (!started) {

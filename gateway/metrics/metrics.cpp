@@ -183,6 +183,14 @@ std::string Metrics::render() const {
   header(out, "mailgate_dns_cache_hits_total", "counter", "Questions answered from the resolver's answer cache.");
   sample(out, "mailgate_dns_cache_hits_total", "", cache_hits);
 
+  if (history_counts_) {
+    auto [stored, dropped] = history_counts_();
+    header(out, "mailgate_history_records_stored_total", "counter", "Decision records stored in the history.");
+    sample(out, "mailgate_history_records_stored_total", "", stored);
+    header(out, "mailgate_history_records_dropped_total", "counter", "Decision records the history could not take (the log has them).");
+    sample(out, "mailgate_history_records_dropped_total", "", dropped);
+  }
+
   std::lock_guard lock(mutex_);
   header(out, "mailgate_connections_refused_total", "counter", "Connections refused or closed by the gateway, by reason.");
   for (std::string_view reason : {"max_connections", "max_connections_per_client"})

@@ -39,6 +39,8 @@ class Metrics {
   void readDroppedRecordsFrom(std::function<uint64_t()> source) { dropped_records_ = std::move(source); }
   // The same for the resolver's questions and cache hits.
   void readDnsCountsFrom(std::function<std::pair<uint64_t, uint64_t>()> source) { dns_counts_ = std::move(source); }
+  // With [history]: records stored, and records the history could not take (left to the log).
+  void readHistoryCountsFrom(std::function<std::pair<uint64_t, uint64_t>()> source) { history_counts_ = std::move(source); }
 
   // The Prometheus text exposition format (version 0.0.4).
   std::string render() const;
@@ -63,6 +65,7 @@ class Metrics {
 
   std::function<uint64_t()> dropped_records_;
   std::function<std::pair<uint64_t, uint64_t>()> dns_counts_;
+  std::function<std::pair<uint64_t, uint64_t>()> history_counts_;
 
   mutable std::mutex mutex_;
   std::map<std::string, uint64_t> refusals_;  // connection refusals by reason

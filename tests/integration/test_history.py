@@ -128,7 +128,7 @@ QUERIES = [
 
 @pytest.mark.time_limit(90)
 def test_history_answers_every_query_as_the_log_files_do(start_gateway, sink, tmp_path, mailgate_bin):
-    config, _ = history_config(tmp_path)
+    config, metrics_port = history_config(tmp_path)
     gw = start_gateway(config, sink=sink)
     ids = send_known_traffic(gw)
     history = gw.workdir / "history.sqlite"
@@ -139,6 +139,11 @@ def test_history_answers_every_query_as_the_log_files_do(start_gateway, sink, tm
         assert from_history == from_files, query
         assert mailgate_log(mailgate_bin, f"--history={history}", "--summary", *query) == \
             mailgate_log(mailgate_bin, str(gw.log_path), "--summary", *query), query
+    # The history's counters on /metrics say the same.
+    status, text, _ = get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert status == 200
+    assert f"mailgate_history_records_stored_total {len(gw.log_records())}\n" in text, text
+    assert "mailgate_history_records_dropped_total 0\n" in text
     # Not vacuous: the queries select different, known sets.
     def count(*query):
         return len(mailgate_log(mailgate_bin, f"--history={history}", "--json", *query).splitlines())
