@@ -2,7 +2,8 @@
 # Builds the gateway and the unit tests with ThreadSanitizer (clang 16, Debug, build-tsan/) and
 # runs the unit tests and the integration tests where the threads meet: several event loops
 # (workers), the thread pool busy with content stages and timeouts, the resolver's thread behind
-# the DNS stages, the decision log's writer thread, reloads and signals. Every report of every
+# the DNS stages, the decision log's and the history's writer threads, the HTTP listener's threads,
+# reloads and signals. Every report of every
 # process goes to a file; any report fails the run and is printed.
 #   scripts/tsan.sh            build and run all of it
 #   scripts/tsan.sh PYTEST...  build, run the unit tests and these integration tests/arguments
@@ -26,7 +27,7 @@ tests=(tests/integration/test_session_phases.py tests/integration/test_lifecycle
   tests/integration/test_resolver.py tests/integration/test_spf.py tests/integration/test_dkim.py
   tests/integration/test_dmarc.py tests/integration/test_rules.py tests/integration/test_relay.py
   tests/integration/test_check_matches_session.py tests/integration/test_dnsbl.py
-  tests/integration/test_greylist.py)
+  tests/integration/test_greylist.py tests/integration/test_history.py)
 [ $# -gt 0 ] && tests=("$@")
 echo "-- integration tests: ${tests[*]}"
 MAILGATE_BIN="$PWD/build-tsan/mailgate" MAILGATE_SOURCE_DIR="$PWD" MAILGATE_TEST_PACE=8 \
