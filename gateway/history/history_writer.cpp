@@ -15,6 +15,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How long the writer gathers records before it stores them, and how many make a batch at once.
+constexpr std::chrono::milliseconds batch_gathering{250};
+constexpr std::size_t batch_records = 2000;
+
 // How often the retention and the size bound are enforced: often enough that the file stays near
 // its bound, rarely enough that the sweeps cost nothing measurable (a short retention, in tests,
 // sweeps more often).
@@ -80,7 +84,8 @@ void HistoryWriter::take(std::string_view line) {
     }
     queued_octets_ += line.size();
     queue_.emplace_back(line);
-    if (queue_.size() > 1) return;  // the thread was told with the first
+    // The thread is told of the first record, and of a full batch while it gathers.
+    if (queue_.size() != 1 && queue_.size() != batch_records) return;
   }
   wake_.notify_one();
 }
@@ -89,6 +94,8 @@ void HistoryWriter::stop(std::chrono::milliseconds bound) {
   {
     std::unique_lock lock(mutex_);
     if (!thread_.joinable()) return;
+    flushing_ = true;  // no gathering now: what is queued is stored at once
+    wake_.notify_one();
     // What is queued is stored if the bound allows; a history stuck behind a reader's lock past
     // it loses the rest (counted), or the process could not exit.
     idle_.wait_for(lock, bound, [&] { return queue_.empty() && !busy_; });
@@ -107,6 +114,11 @@ void HistoryWriter::run() {
     wake_.wait_for(lock, std::max<Clock::duration>(until_sweep, std::chrono::milliseconds(1)),
                    [&] { return !queue_.empty() || stopping_; });
     if (stopping_) return;
+    // A transaction writes every page its inserts touched to the WAL, a dozen index pages for one
+    // record as for fifty: records gathered for a moment cost a fraction each (the log file has
+    // them at once; the history is for searching, a fraction of a second later).
+    if (!queue_.empty())
+      wake_.wait_for(lock, batch_gathering, [&] { return stopping_ || flushing_ || queue_.size() >= batch_records; });
     std::vector<std::string> batch;
     batch.swap(queue_);
     queued_octets_ = 0;

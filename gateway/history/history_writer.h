@@ -1,6 +1,7 @@
 #pragma once
 // Keeps every decision record in the history (history_database.h), off the event loops: take()
-// queues the line and returns; one thread stores what is queued in batches, one transaction each,
+// queues the line and returns; one thread gathers records for up to a quarter of a second (or
+// 2,000 of them) and stores each batch in one transaction,
 // and deletes what is past the retention or the size bound. Like the log, the history never makes
 // mail wait: what does not fit the queue is counted (dropped()) and left to the log file.
 
@@ -59,6 +60,7 @@ class HistoryWriter final : public RecordTap {
   std::size_t queued_octets_ = 0;   // guarded by mutex_
   bool busy_ = false;               // guarded by mutex_: a batch is being stored
   bool stopping_ = false;           // guarded by mutex_
+  bool flushing_ = false;           // guarded by mutex_: stop() waits for what is queued
 
   std::atomic<uint64_t> stored_{0}, dropped_{0}, deleted_{0};
   std::chrono::steady_clock::time_point next_sweep_{};
