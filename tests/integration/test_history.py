@@ -265,6 +265,7 @@ def test_off_loopback_the_page_needs_the_password(start_gateway, sink, tmp_path,
     config, _ = history_config(tmp_path, metrics={"listen": f"0.0.0.0:{port}", "token_sha256": digest})
     gw = start_gateway(config, sink=sink)
     send_known_traffic(gw)
+    history_holds_the_log(gw)
     url = f"http://127.0.0.1:{port}/history?action=reject"
     status, page, headers = get(url)
     assert status == 401 and "rules" not in page
