@@ -184,6 +184,27 @@ std::optional<int64_t> idArgument(const HistoryPage::Argument& argument, const c
   return std::stoll(*value);
 }
 
+// A page that says what went wrong; with `form_url`, the empty search form above it.
+PageReply errorPage(unsigned status, std::string_view title, std::string_view problem, const char* form_url = nullptr) {
+  return {status, pageHead(title) + (form_url != nullptr ? searchForm(nullptr, form_url) : std::string()) +
+                      "<p class=\"error\" id=\"error\">" + htmlEscaped(problem) + "</p>" + page_end};
+}
+
+// What the search and the summary both start from: the form's filter, and the history to read.
+struct SearchRequest {
+  Search search;
+  HistoryReader history;
+};
+
+std::expected<SearchRequest, PageReply> searchRequest(const HistoryPage::Argument& argument, const std::string& path,
+                                                      std::string_view title, const char* form_url, bool default_day) {
+  auto parsed = searchFrom(argument, default_day);
+  if (!parsed) return std::unexpected(errorPage(400, title, parsed.error(), form_url));
+  auto history = HistoryReader::open(path);
+  if (!history) return std::unexpected(errorPage(503, title, history.error()));
+  return SearchRequest{std::move(*parsed), std::move(*history)};
+}
+
 }  // namespace
 
 std::string htmlEscaped(std::string_view text) {
@@ -211,13 +232,10 @@ PageReply HistoryPage::answer(std::string_view url, const Argument& argument) co
 
 PageReply HistoryPage::search(const Argument& argument) const {
   auto start = Clock::now();
-  auto parsed = searchFrom(argument, false);
-  if (!parsed) {
-    return {400, pageHead("Decision history") + searchForm(nullptr, "/history") + "<p class=\"error\" id=\"error\">" +
-                     htmlEscaped(parsed.error()) + "</p>" + page_end};
-  }
-  auto history = HistoryReader::open(path_);
-  if (!history) return {503, pageHead("Decision history") + "<p class=\"error\">" + htmlEscaped(history.error()) + "</p>" + page_end};
+  auto request = searchRequest(argument, path_, "Decision history", "/history", false);
+  if (!request) return std::move(request.error());
+  Search* parsed = &request->search;
+  HistoryReader* history = &request->history;
 
   HistoryScan order;
   order.before_id = idArgument(argument, "before");
@@ -235,11 +253,11 @@ PageReply HistoryPage::search(const Argument& argument) const {
                                  rows.emplace_back(id, decisionRow(id, record));
                                  return true;
                                });
-  if (!scanned) return {500, pageHead("Decision history") + "<p class=\"error\">" + htmlEscaped(scanned.error()) + "</p>" + page_end};
+  if (!scanned) return errorPage(500, "Decision history", scanned.error());
   if (order.after_id) std::reverse(rows.begin(), rows.end());
   double took = millisecondsSince(start);
 
-  std::string body = pageHead("Decision history") + searchForm(&*parsed, "/history");
+  std::string body = pageHead("Decision history") + searchForm(parsed, "/history");
   body += "<p id=\"status\">" + std::to_string(rows.size()) + (rows.size() == 1 ? " decision" : " decisions") +
           (rows.empty() ? "" : ", newest first") + " <span class=\"muted\">(" + formatted("%.1f", took) + " ms)</span></p>\n";
   body += "<table id=\"results\"><thead><tr><th>Time (UTC)</th><th>Client</th><th>Sender</th><th>Recipients</th>"
@@ -259,13 +277,13 @@ PageReply HistoryPage::search(const Argument& argument) const {
 
 PageReply HistoryPage::decision(const Argument& argument) const {
   auto id = idArgument(argument, "id");
-  if (!id) return {400, pageHead("Decision") + "<p class=\"error\">?id= needs a decision's number</p>" + page_end};
+  if (!id) return errorPage(400, "Decision", "?id= needs a decision's number");
   auto history = HistoryReader::open(path_);
-  if (!history) return {503, pageHead("Decision") + "<p class=\"error\">" + htmlEscaped(history.error()) + "</p>" + page_end};
+  if (!history) return errorPage(503, "Decision", history.error());
   auto line = history->record(*id);
-  if (!line) return {404, pageHead("Decision") + "<p class=\"error\">No decision " + std::to_string(*id) + " (past the retention?)</p>" + page_end};
+  if (!line) return errorPage(404, "Decision", "No decision " + std::to_string(*id) + " (past the retention?)");
   nlohmann::json record = nlohmann::json::parse(*line, nullptr, false);
-  if (!record.is_object()) return {500, pageHead("Decision") + "<p class=\"error\">The stored record does not read.</p>" + page_end};
+  if (!record.is_object()) return errorPage(500, "Decision", "The stored record does not read.");
 
   auto text = [](const nlohmann::json& value) -> std::string {
     if (value.is_string()) return value.get<std::string>();
@@ -330,24 +348,21 @@ PageReply HistoryPage::decision(const Argument& argument) const {
 
 PageReply HistoryPage::summary(const Argument& argument) const {
   auto start = Clock::now();
-  auto parsed = searchFrom(argument, true);
-  if (!parsed) {
-    return {400, pageHead("Summary") + searchForm(nullptr, "/history/summary") + "<p class=\"error\" id=\"error\">" +
-                     htmlEscaped(parsed.error()) + "</p>" + page_end};
-  }
-  auto history = HistoryReader::open(path_);
-  if (!history) return {503, pageHead("Summary") + "<p class=\"error\">" + htmlEscaped(history.error()) + "</p>" + page_end};
+  auto request = searchRequest(argument, path_, "Summary", "/history/summary", true);
+  if (!request) return std::move(request.error());
+  Search* parsed = &request->search;
+  HistoryReader* history = &request->history;
   logtool::LogSummary tally;
   auto scanned = history->scan(parsed->options.filter, HistoryScan{},
                                [&](int64_t, std::string_view, const logtool::LogRecord& record) {
                                  tally.add(record, logtool::decisionOf(record));
                                  return true;
                                });
-  if (!scanned) return {500, pageHead("Summary") + "<p class=\"error\">" + htmlEscaped(scanned.error()) + "</p>" + page_end};
+  if (!scanned) return errorPage(500, "Summary", scanned.error());
   nlohmann::json figures = nlohmann::json::parse(tally.json(logtool::LogOptions::default_top));
   double took = millisecondsSince(start);
 
-  std::string body = pageHead("Summary") + searchForm(&*parsed, "/history/summary");
+  std::string body = pageHead("Summary") + searchForm(parsed, "/history/summary");
   if (!argument("since")) body += "<p class=\"muted\">The last 24 hours unless Since says otherwise.</p>";
   body += "<p id=\"records\">" + std::to_string(figures["records"].get<uint64_t>()) + " records <span class=\"muted\">(" +
           formatted("%.1f", took) + " ms)</span></p>\n";
