@@ -189,6 +189,9 @@ def test_with_a_token_requests_without_it_get_401(start_gateway, sink):
         assert get(base + path, token=TOKEN)[0] == 200, path
     status, text = get(base + "/metrics", token=TOKEN)
     assert re.search(r'^mailgate_transactions_total\{action="accept"\} 0$', text, re.M), text
+    # Without [history] there is no page, and the answer says what to add.
+    status, text = get(base + "/history", token=TOKEN)
+    assert status == 404 and "[history]" in text, text
 
 
 

@@ -236,6 +236,20 @@ BOOST_AUTO_TEST_CASE(the_page_escapes_what_senders_wrote) {
   BOOST_TEST(detail.body.find("<script>") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(the_page_answers_503_when_the_history_cannot_be_read) {
+  test::TempDirectory folder("mailgate-history");
+  HistoryPage page((std::filesystem::path(folder.path()) / "missing.sqlite").string());
+  auto none = [](const char*) -> std::optional<std::string> { return std::nullopt; };
+  for (const char* url : {"/history", "/history/summary"}) {
+    PageReply reply = page.answer(url, none);
+    BOOST_TEST(reply.status == 503u, url);
+    BOOST_TEST(reply.body.find("missing.sqlite") != std::string::npos);
+  }
+  PageReply detail = page.answer("/history/decision", [](const char*) -> std::optional<std::string> { return "1"; });
+  BOOST_TEST(detail.status == 503u);
+  BOOST_TEST(page.answer("/history/elsewhere", none).status == 404u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace mailgate
