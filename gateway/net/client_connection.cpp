@@ -475,7 +475,7 @@ void ClientConnection::closeConnection(std::string_view why) {
     auto* self = static_cast<ClientConnection*>(handle->data);
     if (--self->open_handles_ == 0) self->self_.reset();
   };
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  closeHandle(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&command_timer_), on_close);
 }

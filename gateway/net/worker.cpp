@@ -56,7 +56,7 @@ Worker::~Worker() {
   // Whatever is still open (a worker that never drained, the drain timer) is closed here so the
   // loop can be closed cleanly.
   uv_walk(&loop_, [](uv_handle_t* handle, void*) {
-    if (!uv_is_closing(handle)) uv_close(handle, nullptr);
+    if (!uv_is_closing(handle)) closeHandle(handle, nullptr);
   }, nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
@@ -89,7 +89,7 @@ std::expected<void, std::string> Worker::listen(const std::vector<HostPort>& add
 }
 
 void Worker::closeListener(std::unique_ptr<Listener> listener) {
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener.release()->tcp),
+  closeHandle(reinterpret_cast<uv_handle_t*>(&listener.release()->tcp),
            [](uv_handle_t* handle) { delete static_cast<Listener*>(handle->data); });
 }
 

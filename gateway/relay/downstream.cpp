@@ -521,7 +521,7 @@ void Downstream::closeHandles() {
     auto* self = static_cast<Downstream*>(handle->data);
     if (--self->open_handles_ == 0) self->self_.reset();
   };
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+  closeHandle(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
 }
 

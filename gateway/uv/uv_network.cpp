@@ -182,8 +182,8 @@ class UvStream final : public StreamConnection, public std::enable_shared_from_t
       if (--self->open_handles_ == 0) self->self_.reset();
     };
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
-    if (unix_) uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), on_close);
-    else uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+    if (unix_) closeHandle(reinterpret_cast<uv_handle_t*>(&pipe_), on_close);
+    else closeHandle(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
   }
 
   uv_loop_t* loop_;

@@ -4,7 +4,32 @@
 
 #include <cstring>
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MAILGATE_THREAD_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MAILGATE_THREAD_SANITIZER 1
+#endif
+#ifdef MAILGATE_THREAD_SANITIZER
+#include <sanitizer/linux_syscall_hooks.h>
+#endif
+
 namespace mailgate {
+
+void closeHandle(uv_handle_t* handle, uv_close_cb on_close) {
+#ifdef MAILGATE_THREAD_SANITIZER
+  uv_os_fd_t descriptor = -1;
+  bool owns_descriptor = !uv_is_closing(handle) && uv_fileno(handle, &descriptor) == 0;
+  uv_close(handle, on_close);
+  // After uv_close, which closes a stream's descriptor before it returns: its epoll_ctl(DEL) is
+  // one more access TSan must forget.
+  if (owns_descriptor) __sanitizer_syscall_pre_close(descriptor);
+#else
+  uv_close(handle, on_close);
+#endif
+}
 
 PeerAddress peerOf(const sockaddr_storage& address) {
   PeerAddress peer;
