@@ -19,7 +19,9 @@ cmake --build build-tsan -j"$(nproc)" --target mailgate unit_tests
 
 reports="$(mktemp -d)"
 trap 'rm -rf "$reports"' EXIT
-export TSAN_OPTIONS="log_path=$reports/tsan second_deadlock_stack=1"
+# Stacks with names: clang 16 looks for the symbolizer beside itself, Debian has it in /usr/bin.
+symbolizer="$(command -v llvm-symbolizer || true)"
+export TSAN_OPTIONS="log_path=$reports/tsan second_deadlock_stack=1${symbolizer:+ external_symbolizer_path=$symbolizer}"
 status=0
 echo "-- unit tests"
 build-tsan/tests/unit_tests --log_level=error --report_level=short || status=1
