@@ -1,5 +1,6 @@
 #include "rules/message_decoder.h"
 
+#include <array>
 #include <cctype>
 #include <iterator>
 #include <unordered_set>
@@ -127,6 +128,14 @@ std::size_t whitespaceAt(std::string_view text, std::size_t at) {
   return 0;
 }
 
+// Whether an octet can start a character whitespaceAt() takes: ASCII whitespace, the UTF-8 leads.
+constexpr std::array<bool, 256> whitespace_lead = [] {
+  std::array<bool, 256> lead{};
+  for (unsigned char c : {' ', '\t', '\n', '\v', '\f', '\r'}) lead[c] = true;
+  for (unsigned char c : {0xc2, 0xe1, 0xe2, 0xe3}) lead[c] = true;
+  return lead;
+}();
+
 // s/\n+\s*\n+/\x00/g; s/\s+/ /g; tr/\x00/\n/ — a blank line ends a paragraph, all other
 // whitespace is one space.
 std::string collapseWhitespace(std::string_view text) {
@@ -135,8 +144,11 @@ std::string collapseWhitespace(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     std::size_t length = whitespaceAt(text, i);
-    if (length == 0) {
-      out += text[i++];
+    if (length == 0) {  // copied a run at a time: only ASCII whitespace and these leads can start \s
+      std::size_t next = i + 1;
+      while (next < text.size() && !whitespace_lead[static_cast<unsigned char>(text[next])]) ++next;
+      out.append(text, i, next - i);
+      i = next;
       continue;
     }
     std::size_t run_start = i, first_newline = std::string::npos, last_newline = 0, newlines = 0;

@@ -97,16 +97,29 @@ int atStartPosition(pcre2_callout_block*, void* budget) {
 
 }  // namespace
 
+namespace {
+
+// One JIT stack per thread, kept for the thread's life: creating one maps regex_jit_stack_bytes
+// and freeing it unmaps them, which per message cost more than a short message's matches (and
+// each unmap interrupts the other cores to flush their TLBs). A thread runs one match at a time,
+// so its scans may share it.
+pcre2_jit_stack* threadJitStack() {
+  thread_local Pcre2JitStack stack(pcre2_jit_stack_create(32 * 1024, regex_jit_stack_bytes, nullptr));
+  return stack.get();
+}
+
+}  // namespace
+
 RegexScratch::RegexScratch(ScanBudget* budget)
     : data_(pcre2_match_data_create(1, nullptr)),
-      stack_(pcre2_jit_stack_create(32 * 1024, regex_jit_stack_bytes, nullptr)),
       quick_(pcre2_match_context_create(nullptr)),
       guarded_(pcre2_match_context_create(nullptr)) {
   pcre2_set_match_limit(quick_.get(), regex_quick_match_limit);
   pcre2_set_match_limit(guarded_.get(), regex_match_limit);
+  pcre2_jit_stack* stack = threadJitStack();
   for (pcre2_match_context* context : {quick_.get(), guarded_.get()}) {
     pcre2_set_depth_limit(context, regex_depth_limit);
-    if (stack_) pcre2_jit_stack_assign(context, nullptr, stack_.get());
+    if (stack) pcre2_jit_stack_assign(context, nullptr, stack);
   }
   if (budget != nullptr) pcre2_set_callout(guarded_.get(), &atStartPosition, budget);
 }

@@ -46,7 +46,6 @@ class RegexScratch {
 
  private:
   Pcre2MatchData data_;
-  Pcre2JitStack stack_;
   Pcre2MatchContext quick_;
   Pcre2MatchContext guarded_;
 };
