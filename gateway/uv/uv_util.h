@@ -30,8 +30,6 @@ void writeAtOnce(uv_stream_t* stream, std::string& bytes);
 // handed the same number (a reload opening a certificate), TSan takes the old socket's accesses
 // for a race with the new file's. The TSan build tells the sanitizer of the close, as libuv
 // itself does when it is built with TSan; other builds call uv_close and nothing else.
-// (libuv's own annotation sits next to the syscall; ours follows uv_close, which for TCP and pipes
-// closes before it returns: a number reused by another thread in between can still be reported.)
 void closeHandle(uv_handle_t* handle, uv_close_cb on_close);
 
 // Address and port of a sockaddr, for logs: ("192.0.2.1", 25); IPv4-mapped IPv6 is shown as IPv4.
