@@ -41,6 +41,7 @@ class AttachmentsStage final : public Stage {
 
   std::string_view name() const override { return "attachments"; }
   PhaseMask phases() const override { return phaseBit(Phase::EndOfData); }
+  bool batchesJobs() const override { return true; }
   Step check(const StageInput& input) const override;
 
   // The whole decision for one message's content, for the stage and its tests.

@@ -37,6 +37,7 @@ class DmarcStage final : public Stage {
 
   std::string_view name() const override { return "dmarc"; }
   PhaseMask phases() const override { return phaseBit(Phase::EndOfData); }
+  bool batchesJobs() const override { return true; }
   Step check(const StageInput& input) const override;
 
   // The verdict for the evaluations of a message's author domains (pure: unit-tested).

@@ -45,6 +45,7 @@ class RulesStage final : public Stage {
 
   std::string_view name() const override { return "rules"; }
   PhaseMask phases() const override { return phaseBit(Phase::EndOfData); }
+  bool batchesJobs() const override { return true; }
   Step check(const StageInput& input) const override;
 
   // The verdict for a scan (pure: unit-tested on its own). `subject` is the message's decoded-as-

@@ -1,8 +1,10 @@
 #include "gateway/pipeline/pipeline.h"
 
 #include <cstdio>
+#include <utility>
 
 #include "gateway/pipeline/allowance.h"
+#include "gateway/pipeline/job_batch.h"
 #include "gateway/smtp/replies.h"
 
 namespace mailgate {
@@ -54,6 +56,9 @@ struct Pipeline::Run {
   std::size_t next = 0;
   PhaseResult result;
   std::chrono::steady_clock::time_point started;
+  // A step a batching stage answered that is not a Job: it is folded after the batch before it.
+  const PipelineStage* pending_entry = nullptr;
+  std::optional<Step> pending;
 };
 
 std::shared_ptr<const Pipeline> Pipeline::make(std::vector<PipelineStage> stages) {
@@ -156,6 +161,11 @@ bool fold(PhaseResult& result, const PipelineStage& entry, const StageInput& inp
   return false;
 }
 
+// Whether a refusal from this stage would end the phase: not in shadow mode, not allowed.
+bool stopsPhase(const PipelineStage& entry, const StageInput& input) {
+  return entry.mode != StageMode::Shadow && allowanceFor(input, entry.stage->name()) == nullptr;
+}
+
 Verdict timedOut(const PipelineStage& entry) {
   return Verdict::tempFail(replies::stageTimedOut(),
                            std::string(entry.stage->name()) + " did not answer within " +
@@ -166,24 +176,40 @@ Verdict timedOut(const PipelineStage& entry) {
 
 void Pipeline::step(std::shared_ptr<Run> run) {
   const auto& stages = run->pipeline->stages_;
-  while (run->next < stages.size()) {
-    const PipelineStage& entry = stages[run->next++];
-    if ((entry.stage->phases() & phaseBit(run->input.phase)) == 0) continue;
-    run->started = std::chrono::steady_clock::now();
-    Step step_result = entry.stage->check(run->input);
+  while (run->pending || run->next < stages.size()) {
+    const PipelineStage* entry = nullptr;
+    Step step_result;
+    if (run->pending) {
+      entry = std::exchange(run->pending_entry, nullptr);
+      step_result = std::move(*run->pending);
+      run->pending.reset();
+    } else {
+      entry = &stages[run->next++];
+      if ((entry->stage->phases() & phaseBit(run->input.phase)) == 0) continue;
+      run->started = std::chrono::steady_clock::now();
+      step_result = entry->stage->check(run->input);
+    }
     if (auto* verdict = std::get_if<Verdict>(&step_result)) {
-      if (fold(run->result, entry, run->input, std::move(*verdict), run->started)) break;
+      if (fold(run->result, *entry, run->input, std::move(*verdict), run->started)) break;
       continue;
+    }
+    if (auto* job = std::get_if<Job>(&step_result); job && entry->stage->batchesJobs()) {
+      JobBatch batch;
+      batch.add(entry, std::move(*job), stopsPhase(*entry, run->input));
+      gatherBatch(*run, batch);
+      if (batch.size() > 1) {
+        submitBatch(std::move(run), std::move(batch));
+        return;
+      }
+      step_result = batch.takeOnlyJob();
     }
     // Asynchronous: the runner calls back on the loop; the run resumes from there. A runner that
     // answers inline just recurses one level per stage.
     JobRunner* runner = run->runner;
-    Duration timeout = entry.timeout;
-    auto resume = [run, &entry](std::optional<Verdict> verdict) mutable {
-      Verdict answer = verdict ? std::move(*verdict) : timedOut(entry);
-      if (fold(run->result, entry, run->input, std::move(answer), run->started)) {
-        run->next = run->pipeline->stages_.size();
-      }
+    Duration timeout = entry->timeout;
+    auto resume = [run, entry](std::optional<Verdict> verdict) mutable {
+      Verdict answer = verdict ? std::move(*verdict) : timedOut(*entry);
+      if (fold(run->result, *entry, run->input, std::move(answer), run->started)) endPhase(*run);
       step(std::move(run));
     };
     if (auto* job = std::get_if<Job>(&step_result)) runner->submit(std::move(*job), timeout, std::move(resume));
@@ -192,6 +218,70 @@ void Pipeline::step(std::shared_ptr<Run> run) {
   }
   auto done = std::move(run->done);
   done(std::move(run->result));
+}
+
+void Pipeline::endPhase(Run& run) {
+  run.next = run.pipeline->stages_.size();
+  run.pending.reset();
+  run.pending_entry = nullptr;
+}
+
+// The batching stages that follow, in this phase, with their Jobs; the first that answers
+// something else is kept as the run's pending step.
+void Pipeline::gatherBatch(Run& run, JobBatch& batch) {
+  const auto& stages = run.pipeline->stages_;
+  while (run.next < stages.size()) {
+    const PipelineStage& follower = stages[run.next];
+    if ((follower.stage->phases() & phaseBit(run.input.phase)) == 0) {
+      ++run.next;
+      continue;
+    }
+    if (!follower.stage->batchesJobs()) return;
+    ++run.next;
+    Step answer = follower.stage->check(run.input);
+    if (auto* job = std::get_if<Job>(&answer)) {
+      batch.add(&follower, std::move(*job), stopsPhase(follower, run.input));
+      continue;
+    }
+    run.pending_entry = &follower;
+    run.pending = std::move(answer);
+    return;
+  }
+}
+
+void Pipeline::submitBatch(std::shared_ptr<Run> run, JobBatch batch) {
+  JobRunner* runner = run->runner;
+  Duration timeout = batch.timeout();
+  auto submitted = std::chrono::steady_clock::now();
+  auto members = batch.members();
+  auto progress = batch.progress();
+  auto resume = [run, members = std::move(members), progress, submitted](std::optional<Verdict> finished) mutable {
+    auto results = progress->take();
+    auto started = submitted;
+    bool over = false;
+    std::size_t folded = 0;
+    for (; folded < results.size() && !over; ++folded) {
+      auto& [verdict, took] = results[folded];
+      over = fold(run->result, *members[folded], run->input, std::move(verdict), started);
+      started += took;
+    }
+    if (!over && folded < members.size()) {
+      // Timed out: the member that was running (or never started) answers the timeout. Otherwise
+      // the batch stopped at a verdict the fold did not take as the end: the rest run one by one.
+      if (!finished) {
+        over = fold(run->result, *members[folded], run->input, timedOut(*members[folded]), started);
+        ++folded;
+      }
+      if (!over && folded < members.size()) {
+        run->next = static_cast<std::size_t>(members[folded] - run->pipeline->stages_.data());
+        run->pending.reset();
+        run->pending_entry = nullptr;
+      }
+    }
+    if (over) endPhase(*run);
+    step(std::move(run));
+  };
+  runner->submit(std::move(batch).job(), timeout, std::move(resume));
 }
 
 }  // namespace mailgate

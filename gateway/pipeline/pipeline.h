@@ -17,6 +17,8 @@
 
 namespace mailgate {
 
+class JobBatch;
+
 // Runs jobs off the event loop and calls `done` back on it: with the verdict, or with nullopt
 // when the job did not finish within `timeout`.
 class JobRunner {
@@ -97,6 +99,9 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
  private:
   struct Run;
   static void step(std::shared_ptr<Run> run);
+  static void endPhase(Run& run);
+  static void gatherBatch(Run& run, JobBatch& batch);
+  static void submitBatch(std::shared_ptr<Run> run, JobBatch batch);
 
   std::vector<PipelineStage> stages_;
   PhaseMask phases_ = 0;

@@ -110,6 +110,11 @@ class Stage {
   // the loop: they must only copy it and hand work to `input.background`. A message refused while
   // it arrives gets no end; what the stage kept goes with the transaction's scratch.
   virtual bool readsMessageWhileArriving() const { return false; }
+  // True for a stage whose check() only gathers what its Job reads, with no effect of its own and
+  // nothing taken from the verdicts of the stages before it: the pipeline may then call it before
+  // those verdicts are known and run the Jobs of such neighbours in one trip to the pool, in order,
+  // stopping at the first verdict that ends the phase (a trip costs two thread wake-ups).
+  virtual bool batchesJobs() const { return false; }
   virtual void messageBytes(const StageInput& input, std::string_view bytes) const {
     (void)input;
     (void)bytes;

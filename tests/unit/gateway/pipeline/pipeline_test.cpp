@@ -1,9 +1,12 @@
 // Pipeline: verdicts fold in order, the first TempFail/Reject ends the phase, tags accumulate,
 // shadow stages only leave an outcome, jobs resume the run, and a job that never answers becomes
-// the stage's tempfail.
+// the stage's tempfail. Neighbouring batching stages take one trip to the pool, in order, stopping
+// at the first refusal that ends the phase, and a batch that times out blames its running member.
 #include <boost/test/unit_test.hpp>
 
 #include <deque>
+#include <functional>
+#include <stop_token>
 #include <utility>
 
 #include "gateway/transaction/transaction_record.h"
@@ -14,22 +17,32 @@ namespace {
 
 class FixedStage final : public Stage {
  public:
-  FixedStage(std::string name, PhaseMask phases, Verdict verdict, bool as_job = false)
-      : name_(std::move(name)), phases_(phases), verdict_(std::move(verdict)), as_job_(as_job) {}
+  FixedStage(std::string name, PhaseMask phases, Verdict verdict, bool as_job = false, bool batches = false)
+      : name_(std::move(name)), phases_(phases), verdict_(std::move(verdict)), as_job_(as_job), batches_(batches) {}
   std::string_view name() const override { return name_; }
   PhaseMask phases() const override { return phases_; }
+  bool batchesJobs() const override { return batches_; }
   Step check(const StageInput&) const override {
     ++calls;
-    if (as_job_) return Job([verdict = verdict_](std::stop_token) { return verdict; });
+    if (as_job_) {
+      return Job([verdict = verdict_, runs = runs, during = during](std::stop_token) {
+        ++*runs;
+        if (*during) (*during)();
+        return verdict;
+      });
+    }
     return verdict_;
   }
   mutable int calls = 0;
+  std::shared_ptr<int> runs = std::make_shared<int>(0);                      // the job's runs
+  std::shared_ptr<std::function<void()>> during = std::make_shared<std::function<void()>>();  // called in the job
 
  private:
   std::string name_;
   PhaseMask phases_;
   Verdict verdict_;
   bool as_job_;
+  bool batches_;
 };
 
 // Holds jobs until the test runs them, like the thread pool would; can also time them out.
@@ -219,6 +232,128 @@ BOOST_AUTO_TEST_CASE(a_deferred_verdict_resumes_the_run_when_it_is_known) {
   awaiting->resumes[0](Verdict::reject(Reply::of(550, "5.7.23", "no"), "late"));
   BOOST_REQUIRE(result);
   BOOST_TEST(result->reply.summary() == "550 5.7.23 no");
+}
+
+// Three batching stages and one that does not: one pool job for the three, their outcomes in
+// order, and the fourth only asked once the batch's verdicts are folded.
+BOOST_AUTO_TEST_CASE(neighbouring_batching_jobs_take_one_trip_in_order) {
+  auto data = phaseBit(Phase::EndOfData);
+  std::vector<PipelineStage> stages;
+  for (const char* name : {"first", "second", "third"})
+    stages.push_back(entry(std::make_unique<FixedStage>(name, data, Verdict::tag({header(std::string("X-") + name)}, 1, name), true, true)));
+  auto last_owned = std::make_unique<FixedStage>("last", data, Verdict::proceed("ok"));
+  auto* last = last_owned.get();
+  stages.push_back(entry(std::move(last_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(runner.pending.size() == 1u);
+  BOOST_TEST(last->calls == 0);
+  runner.runNext();
+  BOOST_REQUIRE(result);
+  BOOST_TEST(runner.pending.empty());
+  BOOST_REQUIRE(result->outcomes.size() == 4u);
+  BOOST_TEST(result->outcomes[0].stage == "first");
+  BOOST_TEST(result->outcomes[1].stage == "second");
+  BOOST_TEST(result->outcomes[2].stage == "third");
+  BOOST_TEST(result->outcomes[3].stage == "last");
+  BOOST_TEST(result->headers.size() == 3u);
+  BOOST_TEST(result->score == 3.0);
+}
+
+// A refusal ends the batch: the member after it never runs and leaves no outcome; a shadowed
+// member's refusal does not.
+BOOST_AUTO_TEST_CASE(a_refusal_ends_the_batch_unless_shadowed) {
+  auto data = phaseBit(Phase::EndOfData);
+  auto reject = Verdict::reject(Reply::of(550, "5.7.1", "no"), "refused");
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::make_unique<FixedStage>("shadowed", data, reject, true, true), StageMode::Shadow));
+  stages.push_back(entry(std::make_unique<FixedStage>("refuses", data, reject, true, true)));
+  auto after_owned = std::make_unique<FixedStage>("after", data, Verdict::proceed(), true, true);
+  auto after_runs = after_owned->runs;
+  stages.push_back(entry(std::move(after_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(runner.pending.size() == 1u);
+  runner.runNext();
+  BOOST_REQUIRE(result);
+  BOOST_TEST(*after_runs == 0);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Reject));
+  BOOST_TEST(result->reply.code() == 550);
+  BOOST_REQUIRE(result->outcomes.size() == 2u);
+  BOOST_TEST(result->outcomes[0].shadow);
+  BOOST_TEST(result->outcomes[1].stage == "refuses");
+}
+
+// A batch whose time is up: the members that finished are folded, the next one is the one that
+// did not answer (its 451), and nothing after it runs.
+BOOST_AUTO_TEST_CASE(a_batch_that_times_out_blames_the_member_that_had_not_answered) {
+  auto data = phaseBit(Phase::EndOfData);
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::make_unique<FixedStage>("quick", data, Verdict::tag({header("X-Q")}, 1, "q"), true, true)));
+  auto stopper_owned = std::make_unique<FixedStage>("stopper", data, Verdict::proceed("done"), true, true);
+  std::stop_source timeout;
+  *stopper_owned->during = [&timeout] { timeout.request_stop(); };  // the runner's timer fires now
+  stages.push_back(entry(std::move(stopper_owned)));
+  auto slow_owned = std::make_unique<FixedStage>("slow", data, Verdict::proceed(), true, true);
+  auto slow_runs = slow_owned->runs;
+  stages.push_back(entry(std::move(slow_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(runner.pending.size() == 1u);
+  auto [job, done] = std::move(runner.pending.front());
+  runner.pending.pop_front();
+  job(timeout.get_token());
+  done(std::nullopt);
+  BOOST_REQUIRE(result);
+  BOOST_TEST(*slow_runs == 0);
+  BOOST_REQUIRE(result->outcomes.size() == 3u);
+  BOOST_TEST(result->outcomes[0].stage == "quick");
+  BOOST_TEST(result->outcomes[1].stage == "stopper");
+  BOOST_TEST(result->outcomes[2].stage == "slow");
+  BOOST_TEST(result->outcomes[2].reason.find("did not answer") != std::string::npos);
+  BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::TempFail));
+  BOOST_TEST(result->reply.code() == 451);
+}
+
+// A batching stage that answers at once (no message, say) is folded in its turn, after the job
+// before it; the stage after it, which does not batch, is only then asked.
+BOOST_AUTO_TEST_CASE(a_batching_stage_answering_at_once_keeps_its_place) {
+  auto data = phaseBit(Phase::EndOfData);
+  std::vector<PipelineStage> stages;
+  stages.push_back(entry(std::make_unique<FixedStage>("job", data, Verdict::proceed("j"), true, true)));
+  stages.push_back(entry(std::make_unique<FixedStage>("at_once", data, Verdict::proceed("a"), false, true)));
+  auto after_owned = std::make_unique<FixedStage>("after", data, Verdict::proceed("b"), true, false);
+  auto* after = after_owned.get();
+  stages.push_back(entry(std::move(after_owned)));
+  auto pipeline = Pipeline::make(std::move(stages));
+  DeferredRunner runner;
+  std::optional<PhaseResult> result;
+  StageInput input;
+  input.phase = Phase::EndOfData;
+  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  BOOST_REQUIRE(runner.pending.size() == 1u);
+  BOOST_TEST(after->calls == 0);
+  runner.runNext();
+  BOOST_TEST(after->calls == 1);
+  BOOST_REQUIRE(runner.pending.size() == 1u);
+  runner.runNext();
+  BOOST_REQUIRE(result);
+  BOOST_REQUIRE(result->outcomes.size() == 3u);
+  BOOST_TEST(result->outcomes[0].stage == "job");
+  BOOST_TEST(result->outcomes[1].stage == "at_once");
+  BOOST_TEST(result->outcomes[2].stage == "after");
 }
 
 BOOST_AUTO_TEST_CASE(a_run_keeps_its_pipeline_alive) {
