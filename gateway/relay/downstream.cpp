@@ -80,8 +80,9 @@ Downstream::~Downstream() = default;
 
 void Downstream::recipient(const Path& sender, std::optional<uint64_t> size, BodyType body,
                            const Path& recipient, ReplyHandler handler) {
-  if (broken()) {
-    handler({unavailable("connection lost"), std::nullopt, "connection lost"});
+  if (broken() || closing_) {
+    std::string why = broken() ? "connection lost" : "connection closing";
+    handler({unavailable(why), std::nullopt, why});
     return;
   }
   if (state_ == State::Idle) {
@@ -157,12 +158,13 @@ void Downstream::reset() {
 }
 
 void Downstream::close() {
-  if (state_ == State::Closed) return;
+  if (state_ == State::Closed || closing_) return;
   if (state_ != State::Connected) {
     fail("closed");
     return;
   }
   in_transaction_ = false;
+  closing_ = true;
   enqueue({Command::Quit, [](SmtpClient& client) { client.quit(); },
            [this](const DownstreamAnswer&) { closeHandles(); }});
   pump();

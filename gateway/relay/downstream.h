@@ -64,8 +64,8 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   // dropped when the server closes it first.
   void park(Duration idle_timeout);
   void unpark();
-  // Fit for another client session: not broken, no transaction open.
-  bool reusable() const { return !broken() && !in_transaction_ && !streaming_; }
+  // Fit for another client session: not broken, not closing, no transaction open.
+  bool reusable() const { return !broken() && !closing_ && !in_transaction_ && !streaming_; }
   // Connections are shared only between sessions with the same downstream, EHLO name and TLS
   // policy.
   std::string key() const { return keyFor(config_, helo_name_); }
@@ -135,6 +135,9 @@ class Downstream : public std::enable_shared_from_this<Downstream> {
   Duration idle_timeout_{0};
   bool greeted_ = false;  // the EHLO reply is in: PIPELINING is known
   bool in_transaction_ = false;
+  // QUIT is on its way (close()): its 221 closes the connection, so nothing may be queued behind
+  // it, or it would never be answered.
+  bool closing_ = false;
   std::optional<Reply> mail_refused_;  // MAIL's refusal, given to every RCPT of the transaction
   std::deque<Operation> unsent_;
   std::deque<Operation> in_flight_;

@@ -480,6 +480,27 @@ def test_idle_downstream_connection_is_closed_after_idle_timeout(start_gateway, 
     assert sink.connections == 2
 
 
+def test_session_arriving_while_an_idle_downstream_connection_says_quit_gets_a_fresh_one(start_gateway, sink):
+    """The idle timeout's QUIT is on its way (the mailbox server is slow to answer it) when the
+    next session comes: that connection is closing and must not be handed out. It was (bench/soak
+    found it): the session's MAIL and RCPT went out behind the QUIT, the 221 closed the connection
+    with them unanswered, and the client waited for its RCPT reply until it gave up."""
+    sink.delay_seconds = 3.0
+    sink.delay_commands = {"QUIT"}
+    gw = start_gateway(sink=sink, server={"workers": 1}, downstream={"idle_timeout": "1s"})
+    assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message(subject="first")) == {}
+    sink.wait_for_messages(1)
+    deadline = time.monotonic() + 5
+    while not any(line.endswith("C: QUIT") for line in sink.transcript()):
+        assert time.monotonic() < deadline, "the idle downstream connection was not closed"
+        time.sleep(0.05)
+    assert smtplib_send(gw.port, "a@example.com", ["b@example.org"], make_message(subject="second"),
+                        timeout=10) == {}
+    [_, second] = sink.wait_for_messages(2)
+    assert b"Subject: second" in second.content()
+    assert sink.connections == 2
+
+
 def test_no_idle_downstream_connections_when_disabled(start_gateway, sink):
     gw = start_gateway(sink=sink, server={"workers": 1}, downstream={"idle_connections": 0})
     for number in range(2):
