@@ -1,7 +1,9 @@
 #include "filters/dkim/dkim_stage.h"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
+#include <string_view>
 
 #include "filters/author_domains.h"
 #include "filters/auth_facts.h"
@@ -21,10 +23,62 @@ constexpr Duration piece_timeout = std::chrono::seconds(60);
 // Pieces smaller than this wait for more before a job is started for them (fewer thread hops).
 constexpr std::size_t piece_octets = 64 * 1024;
 
+// Most mail is unsigned: a header section that ends within this many octets with no
+// "DKIM-Signature" anywhere in it is answered on the loop (dkim=none) without libopendkim or a
+// trip to the pool. A longer one, or one that names the field anywhere, is verified as before.
+constexpr std::size_t unsigned_scan_octets = 64 * 1024;
+
+// Where the header section ends in `text` (just past its empty line: a line that is "\n" or
+// "\r\n", as DkimVerifier reads it), looking at lines that start at or after `from`; npos when not
+// yet seen.
+std::size_t headerEnd(std::string_view text, std::size_t from) {
+  auto emptyLineAt = [&](std::size_t at) -> std::size_t {
+    if (at < text.size() && text[at] == '\n') return at + 1;
+    if (at + 1 < text.size() && text[at] == '\r' && text[at + 1] == '\n') return at + 2;
+    return std::string_view::npos;
+  };
+  if (from < 2)
+    if (std::size_t end = emptyLineAt(0); end != std::string_view::npos) return end;
+  // From two octets back: the newline before an empty line may have come in the last piece.
+  for (std::size_t newline = text.find('\n', from < 2 ? 0 : from - 2); newline != std::string_view::npos;
+       newline = text.find('\n', newline + 1)) {
+    if (std::size_t end = emptyLineAt(newline + 1); end != std::string_view::npos) return end;
+  }
+  return std::string_view::npos;
+}
+
+bool namesSignatureField(std::string_view header) {
+  constexpr std::string_view name = "dkim-signature";
+  auto found = std::search(header.begin(), header.end(), name.begin(), name.end(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+  return found != header.end();
+}
+
 // One message's verification. The verifier is used by one job at a time: `busy` (loop only) says
 // a job has it, and the next piece waits in `pending` until that job is back on the loop.
 struct DkimTransaction {
   explicit DkimTransaction(std::shared_ptr<const DkimLibrary> library) : verifier(std::move(library)) {}
+
+  // Loop only: the header section while it arrives, until it is known whether any signature can be
+  // in it (then `header` is freed).
+  enum class Header { Arriving, Unsigned, MaySign };
+  Header header_state = Header::Arriving;
+  std::string header;
+  void scanHeader(std::string_view bytes) {
+    std::size_t from = header.size();
+    std::size_t room = header.size() < unsigned_scan_octets + 2 ? unsigned_scan_octets + 2 - header.size() : 0;
+    header.append(bytes.substr(0, std::min(bytes.size(), room)));
+    std::size_t end = headerEnd(header, from);
+    if (end != std::string_view::npos && end <= unsigned_scan_octets) {
+      header_state = namesSignatureField(std::string_view(header).substr(0, end)) ? Header::MaySign : Header::Unsigned;
+    } else if (header.size() > unsigned_scan_octets) {
+      header_state = Header::MaySign;
+    } else {
+      return;
+    }
+    std::string().swap(header);
+  }
 
   DkimVerifier verifier;             // jobs only, one at a time
   std::string pending;               // loop only: bytes not yet handed to a job
@@ -171,6 +225,11 @@ void DkimStage::messageBytes(const StageInput& input, std::string_view bytes) co
     input.scratch->set(this, state);
   }
   if (state->ended || state->stuck) return;
+  if (state->header_state == DkimTransaction::Header::Arriving) state->scanHeader(bytes);
+  if (state->header_state == DkimTransaction::Header::Unsigned) {
+    std::string().swap(state->pending);
+    return;
+  }
   state->pending.append(bytes);
   drive(state);
 }
@@ -186,6 +245,10 @@ Step DkimStage::check(const StageInput& input) const {
   state->ended = true;
   if (state->stuck)
     return unfinished();
+  if (state->header_state == DkimTransaction::Header::Unsigned) {
+    input.scratch->shared<AuthFacts>()->setDkim({});
+    return decide({}, {}, {}, policy_);
+  }
   return Deferred{[state, policy = policy_, facts = input.scratch->shared<AuthFacts>()](Deferred::Resume resume) mutable {
     state->resume = [state, policy, facts, resume = std::move(resume)](Verdict early) mutable {
       if (early.ends()) {  // the verification itself failed (stuck pool)

@@ -174,13 +174,69 @@ BOOST_AUTO_TEST_CASE(a_verification_that_does_not_finish_is_a_tempfail) {
   input.phase = Phase::EndOfData;
   input.scratch = std::make_shared<Scratch>();
   input.background = &runner;
-  stage.messageBytes(input, "From: a@example.com\r\n\r\nbody\r\n");
+  stage.messageBytes(input, "DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=s; h=from; bh=; b=\r\n"
+                            "From: a@example.com\r\n\r\nbody\r\n");
   Step step = stage.check(input);
   BOOST_REQUIRE(std::holds_alternative<Deferred>(step));
   std::optional<Verdict> verdict;
   std::get<Deferred>(step).subscribe([&](Verdict given) { verdict = std::move(given); });
   BOOST_REQUIRE(verdict.has_value());
   BOOST_TEST(verdict->reply.summary() == "451 4.7.20 DKIM verification did not finish, try again later");
+}
+
+// Counts what reaches the pool (and runs it at once).
+class CountingRunner final : public JobRunner {
+ public:
+  void submit(Job job, Duration, Done done) override {
+    ++submitted;
+    done(job(std::stop_token()));
+  }
+  void await(Deferred deferred, Duration, Done done) override {
+    deferred.subscribe([done = std::move(done)](Verdict verdict) mutable { done(std::move(verdict)); });
+  }
+  int submitted = 0;
+};
+
+// Unsigned mail, whatever pieces it comes in, is answered at once: dkim=none, no job, and the
+// facts dmarc reads say no signature. A header that names DKIM-Signature anywhere, or that has
+// not ended within the bound, goes to the verifier.
+BOOST_AUTO_TEST_CASE(unsigned_mail_is_answered_without_a_job) {
+  auto library = DkimLibrary::make(std::make_shared<test::MemoryDns>(), {});
+  BOOST_REQUIRE(library.has_value());
+  DkimStage stage(*library, DkimStage::Policy{});
+  const std::string unsigned_message = "From: a@example.com\r\nSubject: hi\r\n\r\nbody\r\n";
+  struct Case {
+    std::string message;
+    std::size_t piece;
+    bool verified;  // went to the verifier (one job or more)
+  };
+  std::vector<Case> cases{
+      {unsigned_message, 1000, false},
+      {unsigned_message, 1, false},                            // the empty line split over pieces
+      {"\r\nDKIM-Signature: in the body\r\n", 1, false},      // no header section at all
+      {"From: a@example.com\n\nbody\n", 3, false},             // bare LF lines
+      {"X-Note: about dkim-signature\r\n\r\nbody\r\n", 1000, true},  // named: verified
+      {"From: a@example.com\r\n" + std::string(70 * 1024, 'x') + "\r\n\r\nbody\r\n", 4096, true},  // too long
+  };
+  for (const Case& test : cases) {
+    CountingRunner runner;
+    StageInput input;
+    input.phase = Phase::EndOfData;
+    input.scratch = std::make_shared<Scratch>();
+    input.background = &runner;
+    for (std::size_t at = 0; at < test.message.size(); at += test.piece)
+      stage.messageBytes(input, std::string_view(test.message).substr(at, test.piece));
+    Step step = stage.check(input);
+    std::optional<Verdict> verdict;
+    if (auto* given = std::get_if<Verdict>(&step)) verdict = std::move(*given);
+    else std::get<Deferred>(step).subscribe([&](Verdict given) { verdict = std::move(given); });
+    BOOST_REQUIRE(verdict.has_value());
+    BOOST_TEST((runner.submitted > 0) == test.verified, test.message.substr(0, 40));
+    BOOST_TEST(verdict->reason == "none: no signature", test.message.substr(0, 40));
+    BOOST_TEST(verdict->auth_results.size() == 1u);
+    BOOST_TEST(verdict->auth_results.front() == "dkim=none");
+    BOOST_TEST(input.scratch->shared<AuthFacts>()->dkim().empty());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
