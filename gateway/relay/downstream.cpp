@@ -273,6 +273,10 @@ void Downstream::afterEhlo() {
     greeted_ = true;
     return;
   }
+  if (!required && ClientTls::inTheClear(key(), std::chrono::steady_clock::now())) {
+    greeted_ = true;  // a handshake with it failed lately (failTls)
+    return;
+  }
   // Before anything queued behind it (MAIL, RCPT): greeted_ stays false, so nothing is pipelined
   // with STARTTLS (RFC 3207 §4.2: it must be the last command of a group).
   unsent_.push_front({Command::StartTls, [](SmtpClient& client) { client.startTls(); },
@@ -323,6 +327,14 @@ void Downstream::onTlsEstablished() {
 
 void Downstream::failTls(std::string why) {
   if (config_.tls != DownstreamTls::Required) {
+    // This transaction is lost on this connection (the client hears 4xx and tries again); the
+    // next ones go in the clear rather than fail the same way for every message.
+    if (handshaking_) {
+      ClientTls::handshakeFailed(key(), std::chrono::steady_clock::now());
+      why += "; the next connections to this server go in the clear for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::minutes>(ClientTls::clear_for).count()) +
+             " minutes (downstream.tls = opportunistic)";
+    }
     fail("TLS: " + why);
     return;
   }

@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 
 #include <cstdio>
+#include <mutex>
 
 #include "gateway/util/ascii.h"
 
@@ -154,6 +155,37 @@ void ClientTls::remember(const std::string& server, SslSession session) {
     }
   }
   sessions_.emplace_back(server, std::move(session));
+}
+
+namespace {
+
+// The downstream servers whose opportunistic handshake failed, and until when they are spoken to
+// in the clear. A few entries at most (one per downstream address and EHLO name).
+struct ClearList {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> until;
+};
+
+ClearList& clearList() {
+  static ClearList list;
+  return list;
+}
+
+}  // namespace
+
+void ClientTls::handshakeFailed(const std::string& server, std::chrono::steady_clock::time_point now) {
+  ClearList& list = clearList();
+  std::lock_guard lock(list.mutex);
+  std::erase_if(list.until, [&](const auto& entry) { return entry.first == server || entry.second <= now; });
+  list.until.emplace_back(server, now + clear_for);
+}
+
+bool ClientTls::inTheClear(const std::string& server, std::chrono::steady_clock::time_point now) {
+  ClearList& list = clearList();
+  std::lock_guard lock(list.mutex);
+  for (const auto& [name, until] : list.until)
+    if (name == server) return now < until;
+  return false;
 }
 
 std::vector<std::string> checkTlsFiles(const Config& config) {

@@ -5,6 +5,7 @@
 // a context each, chosen by the name the client sends (SNI, RFC 6066 §3). Immutable once built; a
 // reload (SIGHUP) builds a new one and connections in flight keep the one they started with.
 
+#include <chrono>
 #include <expected>
 #include <memory>
 #include <string>
@@ -36,7 +37,8 @@ class ServerTls {
 };
 
 // The downstream's TLS client context: trust anchors from `ca_file` (or the system's), and the
-// sessions of earlier connections to resume (RFC 8446 §2.2), one per downstream server.
+// sessions of earlier connections to resume (RFC 8446 §2.2), one per downstream server. One per
+// worker: used on its loop only.
 class ClientTls {
  public:
   static std::expected<std::shared_ptr<ClientTls>, std::string> make(const std::string& ca_file);
@@ -46,6 +48,15 @@ class ClientTls {
   // The session to resume with `server`, or null (owned here).
   SSL_SESSION* session(const std::string& server) const;
   void remember(const std::string& server, SslSession session);
+  // Opportunistic TLS whose handshake with `server` failed: the connections to it go in the clear
+  // until `clear_for` has passed (RFC 7435 §3: opportunistic security falls back to cleartext
+  // rather than fail), so that the sender's next try is delivered, whichever worker takes it: what
+  // is learnt here is shared by every worker's ClientTls (under a lock).
+  static void handshakeFailed(const std::string& server, std::chrono::steady_clock::time_point now);
+  static bool inTheClear(const std::string& server, std::chrono::steady_clock::time_point now);
+  // Longer than a sender waits before its next try (Postfix: 300 to 4,000 s), as long as Postfix
+  // keeps a TLS session for a server (smtp_tls_session_cache_timeout, 3,600 s).
+  static constexpr std::chrono::seconds clear_for{3600};
 
  private:
   ClientTls() = default;

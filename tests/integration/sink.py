@@ -26,6 +26,8 @@ Knobs (plain attributes, read when they are used, so a test may change them betw
   delay_commands    ... or only before the replies to these verbs ("CONNECT" is the greeting,
                     "." the end of data); None: every reply
   greeting          the greeting line (default "220 <hostname> ESMTP sink")
+  broken_starttls   advertise STARTTLS, answer it with 220, then send a line of plaintext where the
+                    TLS handshake should be and close (a server whose TLS is broken)
   store_dir         when set, a message larger than store_threshold is written to a file there
                     (Delivery.path) instead of being kept in memory (Delivery.data is None then)
 
@@ -177,6 +179,7 @@ class Sink:
         store_dir: Optional[str] = None,
         store_threshold: int = 4 << 20,
         timeout: float = 60.0,
+        broken_starttls: bool = False,
     ):
         self.host = host
         self.hostname = hostname
@@ -195,6 +198,7 @@ class Sink:
         self.store_dir = store_dir
         self.store_threshold = store_threshold
         self.timeout = timeout
+        self.broken_starttls = broken_starttls
 
         self._lock = threading.Condition()
         self._messages: list[Delivery] = []
@@ -445,7 +449,7 @@ class _Session:
         self.helo = argument
         self.reset()
         lines = [self.sink.hostname, "PIPELINING", f"SIZE {self.sink.max_size}", "8BITMIME",
-                 "ENHANCEDSTATUSCODES"]
+                 "ENHANCEDSTATUSCODES"] + (["STARTTLS"] if self.sink.broken_starttls else [])
         text = "\r\n".join(f"250-{line}" for line in lines[:-1]) + f"\r\n250 {lines[-1]}"
         self.reply("EHLO", text)
 
@@ -545,6 +549,13 @@ class _Session:
             if pending > (1 << 20):
                 body.write(b"".join(parts))
                 parts, pending = [], 0
+
+    def cmd_STARTTLS(self, argument: str) -> None:
+        if not self.sink.broken_starttls:
+            return self.reply("STARTTLS", "502 5.5.2 Error: command not recognized")
+        self.reply("STARTTLS", "220 2.0.0 Ready to start TLS")
+        self.conn.sendall(b"this is no TLS server hello\r\n")
+        self.drop("broken STARTTLS")
 
     def cmd_RSET(self, argument: str) -> None:
         self.reset()

@@ -11,6 +11,7 @@ others cannot do (pipelining behind STARTTLS).
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -394,6 +395,27 @@ def test_opportunistic_to_a_server_without_starttls_delivers_in_the_clear(tls_ga
     record = tls_gateway.wait_for_records(lambda r: r.get("type") == "transaction")[0]
     assert record["tls"]["version"] == "TLSv1.3"
     assert record["tls"]["downstream"] is False, record["tls"]
+
+
+def test_opportunistic_after_a_failed_handshake_goes_in_the_clear_from_the_next_try(start_gateway, sink):
+    # RFC 7435 §3: opportunistic TLS falls back to cleartext rather than fail for every message.
+    # The transaction whose handshake failed is lost with its connection: the client hears 451
+    # and nothing lands; its next try (and every connection for an hour) goes in the clear.
+    sink.broken_starttls = True
+    gw = start_gateway(sink=sink)
+    first, second = make_message(subject="first try"), make_message(subject="second try")
+    code, text = send_through(gw, first)
+    assert code == 451 and text.startswith("4.4.1"), (code, text)
+    never_delivered(sink, first)
+    record = gw.wait_for_records(lambda r: r.get("type") == "transaction")[0]
+    assert "go in the clear" in json.dumps(record), record
+    code, text = send_through(gw, second)
+    assert code == 250, (code, text)
+    delivered_once(sink, second)
+    assert [m for m in sink.messages if b"first try" in m.data] == []
+    records = gw.wait_for_records(lambda r: r.get("type") == "transaction", count=2)
+    assert records[1]["action"] == "accept", records[1]
+    assert records[1].get("tls", {}).get("downstream") in (None, False), records[1]
 
 
 def test_required_to_a_server_without_starttls_is_451_and_nothing_is_delivered(start_gateway, sink):
