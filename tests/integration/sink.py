@@ -26,8 +26,8 @@ Knobs (plain attributes, read when they are used, so a test may change them betw
   delay_commands    ... or only before the replies to these verbs ("CONNECT" is the greeting,
                     "." the end of data); None: every reply
   greeting          the greeting line (default "220 <hostname> ESMTP sink")
-  broken_starttls   advertise STARTTLS, answer it with 220, then send a line of plaintext where the
-                    TLS handshake should be and close (a server whose TLS is broken)
+  broken_starttls   advertise STARTTLS, answer it with 220, wait for the client's hello, then
+                    answer it with a line of plaintext and close (a server whose TLS is broken)
   store_dir         when set, a message larger than store_threshold is written to a file there
                     (Delivery.path) instead of being kept in memory (Delivery.data is None then)
 
@@ -554,6 +554,9 @@ class _Session:
         if not self.sink.broken_starttls:
             return self.reply("STARTTLS", "502 5.5.2 Error: command not recognized")
         self.reply("STARTTLS", "220 2.0.0 Ready to start TLS")
+        # After the client's hello, so that the line is read as the handshake's answer and not
+        # as a reply pipelined behind the 220.
+        self.fill()
         self.conn.sendall(b"this is no TLS server hello\r\n")
         self.drop("broken STARTTLS")
 
