@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mailgate needs from Debian's packages. `--test` adds what the test suite runs:
 # Postfix's smtp-sink/smtp-source and a private Postfix (never the system's daemon), swaks,
-# Debian's python3 with pytest, clang 16 for the fuzz targets and a clang build.
+# Debian's python3 with pytest, clang 16 for the fuzz targets and a clang build. `--bench` adds, to
+# those, the peer stack bench/peers measures the gateway against.
 set -euo pipefail
 
 sudo=""
@@ -58,8 +59,14 @@ test_packages+=(python3-jsonschema)
 # the decision-history page in a real headless browser (started by the test, on loopback).
 test_packages+=(chromium chromium-driver python3-selenium)
 
+# postfix-policyd-spf-python and opendkim: the stack an operator would otherwise build (Postfix with
+# an SPF policy service and a DKIM-verifying milter), which bench/peers runs as a private instance
+# on loopback next to the gateway. Never the system's daemons (stopped below where they start).
+bench_packages=(postfix-policyd-spf-python opendkim)
+
 packages=("${build_packages[@]}")
 if [ "${1:-}" = "--test" ]; then packages+=("${test_packages[@]}"); fi
+if [ "${1:-}" = "--bench" ]; then packages+=("${test_packages[@]}" "${bench_packages[@]}"); fi
 
 missing=()
 for package in "${packages[@]}"; do
@@ -92,5 +99,16 @@ if [[ " ${missing[*]} " == *" redis-server "* ]]; then
   elif [ -x /etc/init.d/redis-server ]; then
     $sudo /etc/init.d/redis-server stop >/dev/null 2>&1 || true
     $sudo update-rc.d redis-server disable >/dev/null 2>&1 || true
+  fi
+fi
+
+# opendkim likewise: bench/peers starts its own (a loopback port, its own configuration); the
+# package's daemon would otherwise run where services may start.
+if [[ " ${missing[*]} " == *" opendkim "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now opendkim.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/opendkim ]; then
+    $sudo /etc/init.d/opendkim stop >/dev/null 2>&1 || true
+    $sudo update-rc.d opendkim disable >/dev/null 2>&1 || true
   fi
 fi
