@@ -16,6 +16,7 @@
 #include "gateway/history/history_reader.h"
 #include "gateway/commands/resolve_command.h"
 #include "gateway/logtool/log_command.h"
+#include "gateway/net/descriptor_limit.h"
 #include "gateway/server.h"
 #include "gateway/tls/server_tls.h"
 #include "rules/lint_command.h"
@@ -80,6 +81,12 @@ int checkConfig(const std::string& path) {
     for (const auto& error : pipeline.error()) std::fprintf(stderr, "%s\n", error.text().c_str());
     return 1;
   }
+  // Under the limits the service will run with (systemd runs ExecStartPre= with the unit's
+  // LimitNOFILE=): a warning, not an error, since the gateway runs, refusing what does not fit.
+  auto limit = mailgate::currentDescriptorLimit(
+      mailgate::descriptorsNeeded(*config, mailgate::workerCount(config->server)));
+  if (auto shortfall = mailgate::descriptorShortfall(limit, config->server.max_connections); !shortfall.empty())
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), shortfall.c_str());
   std::printf("%s: configuration is valid (%zu stages)\n", path.c_str(), (*pipeline)->stages().size());
   return 0;
 }

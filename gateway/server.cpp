@@ -20,6 +20,7 @@
 #include "gateway/metrics/downstream_probe.h"
 #include "gateway/metrics/http_endpoint.h"
 #include "gateway/net/address_probe.h"
+#include "gateway/net/descriptor_limit.h"
 #include "gateway/net/shared_state.h"
 #include "gateway/net/worker.h"
 
@@ -207,8 +208,15 @@ int runServer(Config config, std::optional<std::string> config_path) {
     (*log)->setTap(history);
   }
 
+  // Before the first connection: a soft limit below what max_connections needs would refuse
+  // clients long before it (README "Many connections"). [server] is read at start only for this:
+  // a reload that raises max_connections past the limit gets connections refused with 421.
+  unsigned count = workerCount(current.server);
+  DescriptorLimit limit = raiseDescriptorLimit(descriptorsNeeded(current, count));
+  if (std::string shortfall = descriptorShortfall(limit, current.server.max_connections); !shortfall.empty())
+    std::fprintf(stderr, "mailgate: %s\n", shortfall.c_str());
+
   SharedState shared(runtime->runtime, runtime->tls, std::move(*log));
-  unsigned count = current.server.workers != 0 ? current.server.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned index = 0; index < count; ++index) {
     auto worker = std::make_unique<Worker>(index, shared);
