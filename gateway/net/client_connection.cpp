@@ -1,5 +1,7 @@
 #include "gateway/net/client_connection.h"
 
+#include <unistd.h>
+
 #include "gateway/net/proxy_protocol.h"
 #include "gateway/util/ip_address.h"
 #include "gateway/uv/thread_pool.h"
@@ -53,10 +55,11 @@ void ClientConnection::RoutedTarget::release() {
   maildir_.release();
 }
 
-void ClientConnection::accept(Worker& worker, uv_stream_t* server, bool implicit_tls) {
+void ClientConnection::accept(Worker& worker, int fd, bool implicit_tls) {
   std::shared_ptr<ClientConnection> connection(new ClientConnection(worker, worker.shared().runtime(), implicit_tls));
   connection->self_ = connection;
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&connection->tcp_)) != 0) {
+  if (uv_tcp_open(&connection->tcp_, fd) != 0) {
+    ::close(fd);
     connection->closeConnection("accept failed");
     return;
   }

@@ -28,7 +28,8 @@ class Worker;
 
 class ClientConnection : public std::enable_shared_from_this<ClientConnection>, private DriverHost {
  public:
-  static void accept(Worker& worker, uv_stream_t* server, bool implicit_tls);
+  // Takes `fd`, a client socket just accepted (non-blocking), and serves it.
+  static void accept(Worker& worker, int fd, bool implicit_tls);
   ~ClientConnection() override;
 
   // Shutting down: close now with 421 4.3.2 if idle, else after the transaction in flight.

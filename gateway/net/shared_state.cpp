@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include <sys/resource.h>
+
 
 namespace mailgate {
 
@@ -39,6 +41,26 @@ std::string SharedState::nextSessionId() {
   std::snprintf(id, sizeof id, "%08llX%06llX", static_cast<unsigned long long>(seconds) & 0xffffffffULL,
                 static_cast<unsigned long long>(sessions_.fetch_add(1)) & 0xffffffULL);
   return id;
+}
+
+namespace {
+// How often a lasting shortage of descriptors is reported.
+constexpr std::chrono::minutes descriptor_shortage_report_interval{1};
+}  // namespace
+
+void SharedState::descriptorsRanOut() {
+  std::lock_guard lock(shortage_mutex_);
+  ++shortage_unreported_;
+  auto now = std::chrono::steady_clock::now();
+  if (shortage_reported_ && now - *shortage_reported_ < descriptor_shortage_report_interval) return;
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  std::fprintf(stderr,
+               "mailgate: out of open files (RLIMIT_NOFILE %llu): accept failed %llu time(s) since the last report (each "
+               "time the client waiting longest is told 421); accepting pauses until sessions close (README \"Many connections\": LimitNOFILE=, ulimit -n)\n",
+               static_cast<unsigned long long>(limit.rlim_cur), static_cast<unsigned long long>(shortage_unreported_));
+  shortage_reported_ = now;
+  shortage_unreported_ = 0;
 }
 
 }  // namespace mailgate

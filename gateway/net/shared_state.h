@@ -4,6 +4,7 @@
 // max_connections_per_client.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,10 @@ class SharedState {
   Metrics& metrics() { return metrics_; }
   // Session ids: unique within the process and sortable by time.
   std::string nextSessionId();
+  // A connection refused because the process had no descriptor left (RLIMIT_NOFILE): said on
+  // standard error at once, then at most once a minute with the count since, so that a flood of
+  // clients does not flood the log.
+  void descriptorsRanOut();
 
  private:
   mutable std::mutex mutex_;
@@ -66,6 +71,9 @@ class SharedState {
   ConnectionLimiter limiter_;
   Metrics metrics_;
   std::atomic<uint64_t> sessions_{0};
+  std::mutex shortage_mutex_;
+  std::optional<std::chrono::steady_clock::time_point> shortage_reported_;
+  uint64_t shortage_unreported_ = 0;
 };
 
 }  // namespace mailgate

@@ -1,5 +1,6 @@
 #include "gateway/net/worker.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 
 #include "gateway/net/client_connection.h"
+#include "gateway/smtp/replies.h"
 #include "gateway/uv/uv_util.h"
 
 namespace mailgate {
@@ -15,6 +17,14 @@ namespace {
 
 // Connections the kernel may queue before accept (Postfix's default is 100; mail bursts).
 constexpr int listen_backlog = 511;
+// Connections taken from the queue per wake-up: a burst of new clients is taken a slice at a time,
+// between the reads of the sessions already open, rather than all before any of them.
+constexpr int accepts_per_wakeup = 64;
+// How long accepting pauses once descriptors have run out: long enough not to spin on EMFILE,
+// short enough that a slot freed by a closing session is used soon.
+constexpr uint64_t descriptor_shortage_pause_ms = 100;
+
+int openSpareDescriptor() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
 
 std::expected<int, std::string> openListeningSocket(const HostPort& address) {
   sockaddr_storage socket_address{};
@@ -49,6 +59,11 @@ Worker::Worker(unsigned index, SharedState& shared) : index_(index), shared_(sha
   wakeup_.data = this;
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
+  spare_descriptor_ = openSpareDescriptor();
+}
+
+Worker::Listener::~Listener() {
+  if (fd >= 0) ::close(fd);
 }
 
 Worker::~Worker() {
@@ -60,37 +75,84 @@ Worker::~Worker() {
   }, nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+  if (spare_descriptor_ >= 0) ::close(spare_descriptor_);
 }
 
 std::expected<void, std::string> Worker::listen(const std::vector<HostPort>& addresses, bool implicit_tls) {
   for (const auto& address : addresses) {
     auto fd = openListeningSocket(address);
     if (!fd) return std::unexpected(fd.error());
+    if (::listen(*fd, listen_backlog) != 0) {
+      std::string error = std::strerror(errno);
+      ::close(*fd);
+      return std::unexpected(address.text() + ": listen: " + error);
+    }
     auto listener = std::make_unique<Listener>();
     listener->worker = this;
     listener->implicit_tls = implicit_tls;
-    uv_tcp_init(&loop_, &listener->tcp);
-    listener->tcp.data = listener.get();
-    int status = uv_tcp_open(&listener->tcp, *fd);
-    if (status == 0)
-      status = uv_listen(reinterpret_cast<uv_stream_t*>(&listener->tcp), listen_backlog,
-                         [](uv_stream_t* server, int accepted) {
-                           if (accepted != 0) return;
-                           auto* listener = static_cast<Listener*>(server->data);
-                           ClientConnection::accept(*listener->worker, server, listener->implicit_tls);
-                         });
-    if (status != 0) {
-      closeListener(std::move(listener));
-      return std::unexpected(address.text() + ": listen: " + uv_strerror(status));
-    }
+    listener->fd = *fd;
+    uv_poll_init_socket(&loop_, &listener->poll, *fd);
+    uv_timer_init(&loop_, &listener->pause);
+    listener->poll.data = listener->pause.data = listener.get();
+    listener->open_handles = 2;
+    uv_poll_start(&listener->poll, UV_READABLE, onListenerReadable);
     listeners_.push_back(std::move(listener));
   }
   return {};
 }
 
+void Worker::onListenerReadable(uv_poll_t* poll, int status, int) {
+  if (status != 0) return;
+  auto* listener = static_cast<Listener*>(poll->data);
+  listener->worker->acceptPending(*listener);
+}
+
+void Worker::acceptPending(Listener& listener) {
+  for (int taken = 0; taken < accepts_per_wakeup; ++taken) {
+    int fd = ::accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      ClientConnection::accept(*this, fd, listener.implicit_tls);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) refuseForLackOfDescriptors(listener);
+    // EAGAIN: the queue is empty. Anything else (a network error of a client that left, as
+    // accept(2) says to treat them) waits for the next wake-up.
+    return;
+  }
+}
+
+void Worker::refuseForLackOfDescriptors(Listener& listener) {
+  if (spare_descriptor_ >= 0) {
+    ::close(spare_descriptor_);
+    int fd = ::accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      // A fresh socket's send buffer takes one line whole; a client that cannot take it loses it.
+      std::string refusal = replies::tooManyConnections().wire();
+      [[maybe_unused]] ssize_t sent = ::send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+    }
+    // Another thread may have taken the number meanwhile: then the next shortage only pauses.
+    spare_descriptor_ = openSpareDescriptor();
+  }
+  shared_.descriptorsRanOut();
+  uv_poll_stop(&listener.poll);
+  uv_timer_start(&listener.pause, [](uv_timer_t* timer) {
+    auto* listener = static_cast<Listener*>(timer->data);
+    Worker& worker = *listener->worker;
+    if (worker.spare_descriptor_ < 0) worker.spare_descriptor_ = openSpareDescriptor();
+    uv_poll_start(&listener->poll, UV_READABLE, onListenerReadable);
+  }, descriptor_shortage_pause_ms, 0);
+}
+
 void Worker::closeListener(std::unique_ptr<Listener> listener) {
-  closeHandle(reinterpret_cast<uv_handle_t*>(&listener.release()->tcp),
-           [](uv_handle_t* handle) { delete static_cast<Listener*>(handle->data); });
+  Listener* closing = listener.release();
+  auto closed = [](uv_handle_t* handle) {
+    auto* listener = static_cast<Listener*>(handle->data);
+    if (--listener->open_handles == 0) delete listener;
+  };
+  closeHandle(reinterpret_cast<uv_handle_t*>(&closing->poll), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&closing->pause), closed);
 }
 
 void Worker::start() {

@@ -56,12 +56,24 @@ class Worker {
   void remove(ClientConnection* connection) { connections_.erase(connection); }
 
  private:
+  // A listening socket this worker accepts from itself (not uv_listen): when descriptors run out,
+  // libuv 1.44's accept loop retries without end once its spare descriptor is gone (a busy loop
+  // that serves no one), where this one pauses.
   struct Listener {
-    uv_tcp_t tcp{};
+    uv_poll_t poll{};
+    uv_timer_t pause{};  // while descriptors are short: accepting resumes when it fires
+    int fd = -1;
+    int open_handles = 0;
     Worker* worker = nullptr;
     bool implicit_tls = false;
+    ~Listener();
   };
   static void closeListener(std::unique_ptr<Listener> listener);
+  static void onListenerReadable(uv_poll_t* poll, int status, int events);
+  void acceptPending(Listener& listener);
+  // accept failed for want of a descriptor (EMFILE, ENFILE): the client waiting longest hears
+  // 421 through the spare descriptor, and accepting pauses for a moment.
+  void refuseForLackOfDescriptors(Listener& listener);
   void post(std::function<void()> task);
   void runPosted();
   void startDrain(Duration bound);
@@ -81,6 +93,9 @@ class Worker {
   UvJobRunner jobs_{&loop_};
   DownstreamPool downstreams_{&loop_};
   bool draining_ = false;
+  // Held open only to be closed when descriptors run out, so that a refused client can be
+  // accepted and told 421 rather than left waiting in the listen queue.
+  int spare_descriptor_ = -1;
   std::array<char, read_buffer_octets> read_buffer_{};
 };
 
