@@ -107,7 +107,6 @@ def test_a_hard_limit_too_low_warns_and_refuses_what_does_not_fit_without_spinni
                 # thread between its close and the accept, and nothing has closed since.
                 codes.append("waiting")
         assert set(codes) <= {220, 421, "waiting"} and 421 in codes and 220 in codes, codes
-        assert all(code != 220 for code in codes[codes.index(421):]), codes
         # With every descriptor in use the workers wait: they do not retry accept in a loop.
         before = cpu_seconds(gw.pid)
         time.sleep(2)
