@@ -30,8 +30,12 @@ void closeHandle(uv_handle_t* handle, uv_close_cb on_close) {
   // Announced before uv_close frees the number (after it, another loop's accept may already hold
   // it); uv_close's own epoll_ctl(EPOLL_CTL_DEL) on the descriptor is then kept out of TSan's
   // view, or it would be taken for a use of the next owner's descriptor.
+  // Only the types whose descriptor uv_close closes: a poll handle's stays open, its owner's.
+  uv_handle_type type = uv_handle_get_type(handle);
+  bool closes_descriptor = type == UV_TCP || type == UV_NAMED_PIPE || type == UV_UDP || type == UV_TTY;
   uv_os_fd_t descriptor = -1;
-  if (!uv_is_closing(handle) && uv_fileno(handle, &descriptor) == 0) __sanitizer_syscall_pre_close(descriptor);
+  if (closes_descriptor && !uv_is_closing(handle) && uv_fileno(handle, &descriptor) == 0)
+    __sanitizer_syscall_pre_close(descriptor);
   AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
   AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
   uv_close(handle, on_close);
