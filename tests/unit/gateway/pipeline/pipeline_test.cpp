@@ -75,6 +75,14 @@ PipelineStage entry(std::unique_ptr<Stage> stage, StageMode mode = StageMode::En
 
 HeaderField header(std::string name) { return {std::move(name), "x"}; }
 
+// Starts a run of `phase` with an empty input; `result` is set when the run is done (at once, or
+// when the runner has run what the stages asked for).
+void runPhase(const Pipeline& pipeline, JobRunner& runner, Phase phase, std::optional<PhaseResult>& result) {
+  StageInput input;
+  input.phase = phase;
+  pipeline.run(input, runner, [&result](PhaseResult r) { result = std::move(r); });
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(pipeline)
@@ -91,9 +99,7 @@ BOOST_AUTO_TEST_CASE(tags_accumulate_and_first_reject_ends) {
   auto pipeline = Pipeline::make(std::move(stages));
   InlineJobRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::EndOfData;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::EndOfData, result);
   BOOST_REQUIRE(result);
   BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Reject));
   BOOST_TEST(result->reply.summary() == "550 5.7.1 no");
@@ -137,9 +143,7 @@ BOOST_AUTO_TEST_CASE(only_stages_hooking_the_phase_run) {
   BOOST_TEST(!pipeline->hooks(Phase::Rcpt));
   InlineJobRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::Rcpt;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::Rcpt, result);
   BOOST_REQUIRE(result);
   BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Continue));
   BOOST_TEST(mail_only->calls == 0);
@@ -154,9 +158,7 @@ BOOST_AUTO_TEST_CASE(shadow_stage_is_logged_but_does_not_act) {
   auto pipeline = Pipeline::make(std::move(stages));
   InlineJobRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::EndOfData;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::EndOfData, result);
   BOOST_REQUIRE(result);
   BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::Continue));
   BOOST_TEST(result->headers.empty());
@@ -176,9 +178,7 @@ BOOST_AUTO_TEST_CASE(jobs_resume_the_run_in_order) {
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::Rcpt;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::Rcpt, result);
   BOOST_TEST(!result);  // waiting for the job
   BOOST_TEST(after->calls == 0);
   BOOST_REQUIRE(runner.pending.size() == 1u);
@@ -195,9 +195,7 @@ BOOST_AUTO_TEST_CASE(a_job_that_times_out_is_a_tempfail) {
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::MailFrom;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::MailFrom, result);
   runner.timeOutNext();
   BOOST_REQUIRE(result);
   BOOST_TEST(static_cast<int>(result->kind) == static_cast<int>(Verdict::Kind::TempFail));
@@ -224,9 +222,7 @@ BOOST_AUTO_TEST_CASE(a_deferred_verdict_resumes_the_run_when_it_is_known) {
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::Rcpt;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::Rcpt, result);
   BOOST_TEST(!result);
   BOOST_REQUIRE(awaiting->resumes.size() == 1u);
   awaiting->resumes[0](Verdict::reject(Reply::of(550, "5.7.23", "no"), "late"));
@@ -247,9 +243,7 @@ BOOST_AUTO_TEST_CASE(neighbouring_batching_jobs_take_one_trip_in_order) {
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::EndOfData;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::EndOfData, result);
   BOOST_REQUIRE(runner.pending.size() == 1u);
   BOOST_TEST(last->calls == 0);
   runner.runNext();
@@ -278,9 +272,7 @@ BOOST_AUTO_TEST_CASE(a_refusal_ends_the_batch_unless_shadowed) {
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::EndOfData;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::EndOfData, result);
   BOOST_REQUIRE(runner.pending.size() == 1u);
   runner.runNext();
   BOOST_REQUIRE(result);
@@ -308,9 +300,7 @@ BOOST_AUTO_TEST_CASE(a_batch_that_times_out_blames_the_member_that_had_not_answe
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::EndOfData;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::EndOfData, result);
   BOOST_REQUIRE(runner.pending.size() == 1u);
   auto [job, done] = std::move(runner.pending.front());
   runner.pending.pop_front();
@@ -340,9 +330,7 @@ BOOST_AUTO_TEST_CASE(a_batching_stage_answering_at_once_keeps_its_place) {
   auto pipeline = Pipeline::make(std::move(stages));
   DeferredRunner runner;
   std::optional<PhaseResult> result;
-  StageInput input;
-  input.phase = Phase::EndOfData;
-  pipeline->run(input, runner, [&](PhaseResult r) { result = std::move(r); });
+  runPhase(*pipeline, runner, Phase::EndOfData, result);
   BOOST_REQUIRE(runner.pending.size() == 1u);
   BOOST_TEST(after->calls == 0);
   runner.runNext();
