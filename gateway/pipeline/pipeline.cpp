@@ -57,8 +57,11 @@ struct Pipeline::Run {
   PhaseResult result;
   std::chrono::steady_clock::time_point started;
   // A step a batching stage answered that is not a Job: it is folded after the batch before it.
-  const PipelineStage* pending_entry = nullptr;
-  std::optional<Step> pending;
+  struct PendingStep {
+    const PipelineStage* entry;
+    Step step;
+  };
+  std::optional<PendingStep> pending;
 };
 
 std::shared_ptr<const Pipeline> Pipeline::make(std::vector<PipelineStage> stages) {
@@ -180,8 +183,8 @@ void Pipeline::step(std::shared_ptr<Run> run) {
     const PipelineStage* entry = nullptr;
     Step step_result;
     if (run->pending) {
-      entry = std::exchange(run->pending_entry, nullptr);
-      step_result = std::move(*run->pending);
+      entry = run->pending->entry;
+      step_result = std::move(run->pending->step);
       run->pending.reset();
     } else {
       entry = &stages[run->next++];
@@ -223,7 +226,6 @@ void Pipeline::step(std::shared_ptr<Run> run) {
 void Pipeline::endPhase(Run& run) {
   run.next = run.pipeline->stages_.size();
   run.pending.reset();
-  run.pending_entry = nullptr;
 }
 
 // The batching stages that follow, in this phase, with their Jobs; the first that answers
@@ -243,8 +245,7 @@ void Pipeline::gatherBatch(Run& run, JobBatch& batch) {
       batch.add(&follower, std::move(*job), stopsPhase(follower, run.input));
       continue;
     }
-    run.pending_entry = &follower;
-    run.pending = std::move(answer);
+    run.pending = Run::PendingStep{&follower, std::move(answer)};
     return;
   }
 }
@@ -275,7 +276,6 @@ void Pipeline::submitBatch(std::shared_ptr<Run> run, JobBatch batch) {
       if (!over && folded < members.size()) {
         run->next = static_cast<std::size_t>(members[folded] - run->pipeline->stages_.data());
         run->pending.reset();
-        run->pending_entry = nullptr;
       }
     }
     if (over) endPhase(*run);
